@@ -1,0 +1,51 @@
+# One entry point for people and CI. Every target installs what it needs by itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TAML := $(VENV)/bin/taml
+STAMP := $(VENV)/.installed
+DATA_ROOT ?= ./data
+ARTIFACT_ROOT ?= ./artifacts
+RUN_START ?= 2026-11-01
+RUN_DAYS ?= 6
+RUN_IMPRESSIONS ?= 60000
+PYTEST_ARGS ?=
+
+.PHONY: install run test bench compile serve lint clean
+
+install: $(STAMP)
+
+# Re-installs only when the lock file or the project metadata change.
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24" "setuptools>=64"
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+# The daily pipeline end to end on a simulated history (embedded local defaults).
+run: $(STAMP)
+	$(TAML) simulate --out $(DATA_ROOT) --start $(RUN_START) --days $$(( $(RUN_DAYS) + 1 )) \
+		--impressions-per-day $(RUN_IMPRESSIONS) --seed 7
+	$(TAML) backfill --start $(RUN_START) --days $(RUN_DAYS) \
+		--data-root $(DATA_ROOT) --artifact-root $(ARTIFACT_ROOT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(TAML) bench all --out bench-out
+
+compile: $(STAMP)
+	$(TAML) compile
+
+serve: $(STAMP)
+	$(TAML) serve --data-root $(DATA_ROOT) --artifact-root $(ARTIFACT_ROOT)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(DATA_ROOT) $(ARTIFACT_ROOT) bench-out .pytest_cache

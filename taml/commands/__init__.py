@@ -1,0 +1,1 @@
+"""Sub-commands of ``taml``; each module exposes ``register(subparsers, parent)``."""
