@@ -19,6 +19,17 @@ from taml.errors import TamlError
 COMMANDS = ("simulate", "config_cmd")
 
 
+def date_arg(value: str):
+    """argparse type for YYYY-MM-DD that reports what was expected."""
+    from taml.errors import UsageError
+    from taml.layout import parse_date
+
+    try:
+        return parse_date(value)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def common_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("configuration")

@@ -403,13 +403,19 @@ class Versioned:
 
 def read_versioned(uri: str) -> Versioned:
     if is_gcs(uri):
-        blob = _blob(uri)
+        bucket, key = split_gcs(uri)
+        with _gcs_errors(uri):
+            blob = gcs_client().bucket(bucket).get_blob(key)
+        if blob is None:
+            return Versioned(None, "0")
+        generation = blob.generation
         try:
             with _gcs_errors(uri):
-                data = blob.download_as_bytes()
-        except FileNotFoundError:
-            return Versioned(None, "0")
-        return Versioned(data, str(blob.generation))
+                # Pinned to the generation just read, so data and token always agree.
+                data = blob.download_as_bytes(if_generation_match=generation)
+        except (FileNotFoundError, PreconditionFailed):
+            return read_versioned(uri)
+        return Versioned(data, str(generation))
     path = Path(uri)
     try:
         st = path.stat()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from taml.cli import date_arg
 from taml.config import Config
-from taml.layout import parse_date
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
     p = sub.add_parser("simulate", parents=[parent], help="write simulated raw event logs and ground truth")
     p.add_argument("--out", default=None, help="data root to write (default: --data-root / paths.data_root)")
-    p.add_argument("--start", required=True, type=parse_date, help="first day, YYYY-MM-DD")
+    p.add_argument("--start", required=True, type=date_arg, help="first day, YYYY-MM-DD")
     p.add_argument("--days", type=int, default=1, help="number of days (default 1)")
     p.add_argument(
         "--impressions-per-day", type=int, default=100_000, help="impressions per day (default 100000)"
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument(
         "--scenario", default="clean", choices=SCENARIOS, help="world change from --scenario-day on"
     )
-    p.add_argument("--scenario-day", type=parse_date, default=None, help="first day of the scenario")
+    p.add_argument("--scenario-day", type=date_arg, default=None, help="first day of the scenario")
     p.add_argument(
         "--corrupt-rate", type=float, default=0.0, help="share of extra malformed or inconsistent lines"
     )

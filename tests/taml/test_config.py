@@ -1,0 +1,109 @@
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from taml.config import CONFIG_DIR, Config, ConfigError, load_config
+
+
+def test_defaults_load_with_local_profile():
+    cfg = load_config(env={})
+    assert cfg.profile == "local"
+    assert cfg.paths.data_root == "./data"
+    assert cfg.simulator.target_ctr == 0.04
+
+
+def test_gcp_profile_points_at_gcs():
+    cfg = load_config(profile="gcp", env={})
+    assert cfg.paths.data_root.startswith("gs://")
+    assert cfg.ingest.runner == "DataflowRunner"
+
+
+def test_set_overrides_are_typed():
+    cfg = load_config(overrides=["simulator.users=123", "simulator.gzip=false", "ingest.pipeline_options=[--a, --b]"], env={})
+    assert cfg.simulator.users == 123
+    assert cfg.simulator.gzip is False
+    assert cfg.ingest.pipeline_options == ["--a", "--b"]
+
+
+def test_environment_overrides_files_and_set_overrides_environment(tmp_path: Path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("simulator:\n  users: 7\n  shops: 9\n")
+    env = {"TAML__SIMULATOR__USERS": "8", "TAML__SIMULATOR__SCENARIOS__CTR_SHIFT_LOGIT": "0.25"}
+    cfg = load_config(files=[extra], env=env, overrides=["simulator.shops=10"])
+    assert (cfg.simulator.users, cfg.simulator.shops) == (8, 10)
+    assert cfg.simulator.scenarios.ctr_shift_logit == 0.25
+
+
+def test_profile_from_environment():
+    assert load_config(env={"TAML_PROFILE": "gcp"}).profile == "gcp"
+
+
+def test_unknown_key_names_the_key_and_the_known_ones():
+    with pytest.raises(ConfigError) as e:
+        load_config(overrides=["simulator.userz=5"], env={})
+    msg = str(e.value)
+    assert "'simulator.userz'" in msg and "users" in msg
+
+
+def test_unknown_section():
+    with pytest.raises(ConfigError, match=r"unknown config key 'trainer'"):
+        load_config(overrides=["trainer.epochs=1"], env={})
+
+
+def test_bad_value_names_the_key_and_what_was_expected():
+    with pytest.raises(ConfigError) as e:
+        load_config(overrides=["simulator.target_ctr=1.5"], env={})
+    assert "'simulator.target_ctr'" in str(e.value) and "less than 1" in str(e.value)
+    with pytest.raises(ConfigError, match=r"'simulator.users'.*integer"):
+        load_config(env={"TAML__SIMULATOR__USERS": "many"})
+
+
+def test_cross_field_rule():
+    with pytest.raises(ConfigError, match="attribution_window_hours"):
+        load_config(overrides=["ingest.attribution_window_hours=12", "simulator.attribution_window_hours=24"], env={})
+
+
+def test_bad_files_and_profiles(tmp_path: Path):
+    with pytest.raises(ConfigError, match="unknown profile 'prod'"):
+        load_config(profile="prod", env={})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("simulator: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(files=[bad], env={})
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(files=[tmp_path / "missing.yaml"], env={})
+    with pytest.raises(ConfigError, match="bad override"):
+        load_config(overrides=["no-equals-sign"], env={})
+    with pytest.raises(ConfigError, match="is a value, not a section"):
+        load_config(overrides=["simulator.users.x=1"], env={})
+
+
+def _leaves(model: BaseModel, prefix: str = ""):
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        key = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            yield from _leaves(value, key + ".")
+        else:
+            yield key, value
+
+
+def test_default_yaml_documents_every_knob_with_the_schema_default():
+    text = (CONFIG_DIR / "default.yaml").read_text()
+    data = yaml.safe_load(text)
+    defaults = Config().model_dump(mode="json")
+    lines = text.splitlines()
+    for key, _ in _leaves(Config()):
+        if key == "profile":
+            continue
+        node_yaml, node_default = data, defaults
+        for part in key.split("."):
+            assert part in node_yaml, f"{key} missing from default.yaml"
+            node_yaml, node_default = node_yaml[part], node_default[part]
+        assert node_yaml == node_default, f"{key}: default.yaml says {node_yaml!r}, the schema {node_default!r}"
+        leaf = key.split(".")[-1]
+        idx = next(i for i, line in enumerate(lines) if re.match(rf"\s*{leaf}:", line))
+        assert lines[idx - 1].strip().startswith("#"), f"{key} has no comment in default.yaml"

@@ -1,0 +1,155 @@
+"""Storage against the local disk and a real GCS emulator: the same behaviour on both."""
+
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from taml import storage
+
+
+@pytest.fixture(params=["local", "gcs"])
+def root(request, tmp_path: Path) -> str:
+    if request.param == "local":
+        return str(tmp_path / "root")
+    return request.getfixturevalue("gcs_root")
+
+
+def test_write_read_roundtrip(root):
+    storage.write_bytes(storage.join(root, "a", "x.bin"), b"\x00\x01")
+    storage.write_text(storage.join(root, "a", "y.txt"), "héllo")
+    storage.write_json(storage.join(root, "b", "z.json"), {"k": [1, 2]})
+    assert storage.read_bytes(storage.join(root, "a", "x.bin")) == b"\x00\x01"
+    assert storage.read_text(storage.join(root, "a", "y.txt")) == "héllo"
+    assert storage.read_json(storage.join(root, "b", "z.json")) == {"k": [1, 2]}
+    with storage.open_read(storage.join(root, "a", "y.txt")) as f:
+        assert f.read() == "héllo".encode()
+    with storage.open_write(storage.join(root, "c", "w.bin")) as f:
+        f.write(b"streamed")
+    assert storage.read_bytes(storage.join(root, "c", "w.bin")) == b"streamed"
+
+
+def test_missing_file_error_names_the_uri(root):
+    uri = storage.join(root, "nope.txt")
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        storage.read_bytes(uri)
+    assert not storage.exists(uri)
+
+
+def test_bad_json_error_names_the_uri(root):
+    uri = storage.join(root, "bad.json")
+    storage.write_text(uri, "{not json")
+    with pytest.raises(storage.StorageError, match="bad.json: not valid JSON"):
+        storage.read_json(uri)
+
+
+def test_list_files_recursive_sorted_and_filtered(root):
+    for rel in ["d/dt=2/b.jsonl", "d/dt=1/a.jsonl", "d/dt=1/c.parquet", "d/_tmp.x/hidden.jsonl", "d/.h"]:
+        storage.write_text(storage.join(root, rel), "x")
+    files = storage.list_files(storage.join(root, "d"))
+    assert [f.split("/d/")[1] for f in files] == ["dt=1/a.jsonl", "dt=1/c.parquet", "dt=2/b.jsonl"]
+    assert [f.split("/d/")[1] for f in storage.list_files(storage.join(root, "d"), suffix=".jsonl")] == [
+        "dt=1/a.jsonl",
+        "dt=2/b.jsonl",
+    ]
+    assert storage.list_dirs(storage.join(root, "d")) == ["dt=1", "dt=2"]
+    assert storage.exists(storage.join(root, "d", "dt=1"))
+    assert storage.list_files(storage.join(root, "empty")) == []
+
+
+def test_copy_and_delete(root, tmp_path):
+    src = storage.join(root, "src", "f.txt")
+    storage.write_text(src, "data")
+    storage.copy(src, storage.join(root, "dst", "f.txt"))
+    local = str(tmp_path / "local" / "f.txt")
+    storage.copy(src, local)  # across backends when root is gs://
+    assert Path(local).read_text() == "data"
+    assert storage.read_text(storage.join(root, "dst", "f.txt")) == "data"
+    assert storage.delete(storage.join(root, "src"), recursive=True) == 1
+    assert not storage.exists(src)
+
+
+def test_publish_dir_replaces_the_folder_whole(root):
+    final = storage.join(root, "curated", "samples", "dt=2026-11-01")
+    storage.write_text(storage.join(final, "old-1.parquet"), "old")
+    storage.write_text(storage.join(final, "old-2.parquet"), "old")
+    staging = storage.staging_dir(final)
+    assert storage.basename(staging).startswith("_tmp.")
+    storage.write_text(storage.join(staging, "new.parquet"), "new")
+    # Readers of the parent never see the staging folder.
+    assert storage.list_dirs(storage.join(root, "curated", "samples")) == ["dt=2026-11-01"]
+    storage.publish_dir(staging, final)
+    assert [storage.basename(f) for f in storage.list_files(final)] == ["new.parquet"]
+    assert storage.read_text(storage.join(final, "new.parquet")) == "new"
+    assert not storage.exists(staging)
+
+
+def test_recover_dir_after_a_crash_between_the_two_renames(tmp_path):
+    final = tmp_path / "dt=1"
+    (final).mkdir()
+    (final / "a.parquet").write_text("previous")
+    aside = tmp_path / "_tmp.dt=1.old.deadbeef"
+    final.rename(aside)  # the crash: old moved aside, new never moved in
+    storage.recover_dir(str(final))
+    assert (final / "a.parquet").read_text() == "previous"
+    assert not aside.exists()
+
+
+def test_compare_and_swap(root):
+    uri = storage.join(root, "registry", "production.json")
+    first = storage.read_versioned(uri)
+    assert first.data is None and first.generation == "0"
+    storage.write_if_generation(uri, b"v1", "0")
+    with pytest.raises(storage.PreconditionFailed):
+        storage.write_if_generation(uri, b"again", "0")
+    current = storage.read_versioned(uri)
+    assert current.data == b"v1"
+    storage.write_if_generation(uri, b"v2", current.generation)
+    with pytest.raises(storage.PreconditionFailed):
+        storage.write_if_generation(uri, b"stale", current.generation)
+    assert storage.read_bytes(uri) == b"v2"
+
+
+def test_concurrent_swaps_exactly_one_wins(root):
+    uri = storage.join(root, "alias.json")
+    storage.write_if_generation(uri, b"base", "0")
+    seen = storage.read_versioned(uri).generation
+    barrier = threading.Barrier(4)
+    wins, losses = [], []
+
+    def promote(i: int) -> None:
+        barrier.wait()
+        try:
+            storage.write_if_generation(uri, f"v{i}".encode(), seen)
+            wins.append(i)
+        except storage.PreconditionFailed:
+            losses.append(i)
+
+    threads = [threading.Thread(target=promote, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(losses) == 3
+    assert storage.read_bytes(uri) == f"v{wins[0]}".encode()
+
+
+def test_parquet_through_pyarrow_and_pandas(root):
+    uri = storage.join(root, "t", "part-0.parquet")
+    storage.makedirs(storage.parent(uri))
+    fs, path = storage.pyarrow_filesystem(uri)
+    pq.write_table(pa.table({"a": [1, 2, 3]}), path, filesystem=fs)
+    assert pq.read_table(path, filesystem=fs).column("a").to_pylist() == [1, 2, 3]
+    df = pd.read_parquet(uri, storage_options=storage.fsspec_options(uri) or None)
+    assert df["a"].tolist() == [1, 2, 3]
+
+
+def test_join_and_split():
+    assert storage.join("gs://b/p/", "x", "/y/") == "gs://b/p/x/y"
+    assert storage.join("/tmp", "a") == "/tmp/a"
+    assert storage.split_gcs("gs://bucket/a/b") == ("bucket", "a/b")
+    with pytest.raises(storage.StorageError):
+        storage.split_gcs("gs://")
