@@ -35,7 +35,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(TAML) bench all --out bench-out
+	$(TAML) bench all --out-dir bench-out
 
 compile: $(STAMP)
 	$(TAML) compile

@@ -16,7 +16,7 @@ from taml.config import Config, ConfigError, load_config
 from taml.errors import TamlError
 
 #: Modules under taml/commands, in the order `taml --help` lists them.
-COMMANDS = ("simulate", "config_cmd")
+COMMANDS = ("simulate", "bench", "config_cmd")
 
 
 def date_arg(value: str):
