@@ -150,6 +150,43 @@ class IngestConfig(Section):
         default_factory=list, description="Extra Beam pipeline options, e.g. --project=p."
     )
     stats_window_days: int = Field(7, gt=0, description="Trailing window of the user and item stats.")
+    stats_prior_impressions: float = Field(
+        100.0, ge=0, description="Smoothed CTR: pseudo-impressions at the window's global CTR added to each entity."
+    )
+    stats_prior_clicks: float = Field(
+        50.0, ge=0, description="Smoothed CVR: pseudo-clicks at the window's global CVR added to each entity."
+    )
+    shards: int = Field(16, gt=0, description="Hash shards of impression_id for the join (its unit of parallelism).")
+    stats_shards: int = Field(8, gt=0, description="Hash shards of user/item ids for the stats aggregation.")
+    max_line_bytes: int = Field(1_048_576, gt=0, description="Longer raw lines are dead-lettered as line_too_long.")
+    block_bytes: int = Field(
+        8_388_608, gt=0, description="Decompressed bytes parsed per bulk JSON call (memory per worker ~ a few x this)."
+    )
+
+
+class GateRules(Section):
+    """The blessing rules. Unset (null) rules are skipped; with no rule set at all, nothing is blessed."""
+
+    floors: dict[str, float] = Field(
+        default_factory=lambda: {"ctr_auc": 0.6, "cvr_auc": 0.55, "ctcvr_auc": 0.6},
+        description="Absolute minimum per metric (AUCs of the candidate on the evaluation day).",
+    )
+    max_regression: dict[str, float] = Field(
+        default_factory=lambda: {"ctr_auc": 0.005, "cvr_auc": 0.01, "ctcvr_auc": 0.01},
+        description="Largest drop allowed against production on the same day, per metric.",
+    )
+    calibration_min: float | None = Field(0.8, description="Lowest mean prediction / observed rate, per task.")
+    calibration_max: float | None = Field(1.25, description="Highest mean prediction / observed rate, per task.")
+    max_nan_predictions: int | None = Field(0, ge=0, description="NaN or infinite predictions allowed.")
+    max_ctcvr_above_ctr_share: float | None = Field(
+        0.0, ge=0, description="Share of rows allowed with pCTCVR > pCTR (it is a product: should be 0)."
+    )
+    min_clicks: int | None = Field(100, ge=0, description="Fewest clicks on the evaluation day for a verdict.")
+    min_conversions: int | None = Field(20, ge=0, description="Fewest conversions on the evaluation day for a verdict.")
+
+
+class EvaluateConfig(Section):
+    rules: GateRules = GateRules()
 
 
 class Config(Section):
@@ -159,6 +196,7 @@ class Config(Section):
     paths: PathsConfig = PathsConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     ingest: IngestConfig = IngestConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
     @model_validator(mode="after")
     def _windows_agree(self) -> Config:
