@@ -17,11 +17,14 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 
 # Re-installs only when the lock file or the project metadata change.
+# (This machine's pip config names local indexes that may be absent: drop those warnings only.)
+PIP := set -o pipefail; $(PY) -m pip install --quiet --disable-pip-version-check
+QUIET := 2>&1 | { grep -v "WARNING: Location" || true; }
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=24" "setuptools>=64"
-	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@echo "installing the pinned stack into $(VENV) (first time: several minutes)"
+	@$(PIP) -r requirements.lock $(QUIET)
+	@$(PIP) --no-deps --no-build-isolation -e . $(QUIET)
 	@touch $(STAMP)
 
 # The daily pipeline end to end on a simulated history (embedded local defaults).
