@@ -1,0 +1,63 @@
+"""From a training table to a trained model: vocabulary (built or grown), encoding, cold or warm start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from model.artifacts import LoadedModel, load_model_version
+from model.base import MultiTaskModel
+from model.encode import encode, encode_labels
+from model.errors import ModelConfigError
+from model.registry import build_model
+from model.spec import FeatureSpec, ModelConfig, TrainConfig
+from model.table import Table
+from model.trainer import TrainResult, train
+from model.vocab import Vocabulary
+from model.warmstart import warm_start
+
+
+@dataclass
+class FitResult:
+    model: MultiTaskModel
+    config: ModelConfig
+    spec: FeatureSpec
+    vocab: Vocabulary
+    result: TrainResult
+    parent_version: str | None = None
+
+
+def fit(
+    table: Table,
+    spec: FeatureSpec,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    *,
+    parent: LoadedModel | str | Path | None = None,
+    checkpoint_dir: str | Path | None = None,
+) -> FitResult:
+    """Cold start (new vocabulary, fresh weights) or warm start from ``parent`` (grown vocabulary).
+
+    A warm start keeps the parent's architecture and feature spec; asking for another architecture
+    is an error rather than a silent cold start.
+    """
+    loaded = load_model_version(parent) if isinstance(parent, str | Path) else parent
+    torch.manual_seed(train_config.seed)
+    if loaded is not None:
+        if loaded.config.architecture != model_config.architecture:
+            raise ModelConfigError(
+                f"warm start: parent {loaded.version} is {loaded.config.architecture!r}, "
+                f"the config asks for {model_config.architecture!r}"
+            )
+        spec, model_config = loaded.spec, loaded.config
+        vocab = loaded.vocab.grow(table, spec)
+        model = warm_start(loaded, vocab)
+    else:
+        vocab = Vocabulary.build(table, spec)
+        model = build_model(model_config, vocab.sizes)
+    x = encode(table, spec, vocab)
+    click, conversion = encode_labels(table, spec)
+    result = train(model, x, click, conversion, train_config, checkpoint_dir=checkpoint_dir)
+    return FitResult(model, model_config, spec, vocab, result, loaded.version if loaded else None)

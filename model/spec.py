@@ -1,0 +1,258 @@
+"""Typed configuration of the model package: feature spec, model options, training options.
+
+The project's global config embeds :class:`FeatureSpec`, :class:`ModelConfig` and
+:class:`TrainConfig` as sections, so every field has a paper default and a one-line description.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ARCHITECTURES = ("taml", "mlp", "mmoe", "ple", "esmm", "aitm")
+Architecture = Literal["taml", "mlp", "mmoe", "ple", "esmm", "aitm"]
+Activation = Literal["relu", "gelu", "silu"]
+CvrSpace = Literal["clicked", "entire_space"]
+
+# Reserved indices of every vocabulary: 0 means "missing / null", 1 means "seen too rarely" (OOV).
+MISSING_INDEX = 0
+OOV_INDEX = 1
+RESERVED_INDICES = 2
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Features
+
+
+class FieldSpec(_Strict):
+    """One model input field: a categorical value or a numeric value cut into buckets."""
+
+    name: str = Field(description="Field name (also the embedding group name).", min_length=1)
+    column: str | None = Field(None, description="Input table column; defaults to the field name.")
+    kind: Literal["categorical", "bucketized"] = Field(
+        "categorical",
+        description="categorical: vocabulary of seen values; bucketized: numeric cut at boundaries.",
+    )
+    boundaries: list[float] | None = Field(
+        None,
+        description="Bucket boundaries (strictly increasing) of a bucketized field; bucket i is [b[i-1], b[i]).",
+    )
+    min_count: int | None = Field(
+        None, ge=1, description="Override of FeatureSpec.min_count for this categorical field."
+    )
+
+    @property
+    def source(self) -> str:
+        return self.column or self.name
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> FieldSpec:
+        if self.kind == "bucketized":
+            b = self.boundaries
+            if not b:
+                raise ValueError(f"field {self.name!r}: a bucketized field needs non-empty boundaries")
+            if any(not math.isfinite(x) for x in b) or any(
+                b2 <= b1 for b1, b2 in zip(b, b[1:], strict=False)
+            ):
+                raise ValueError(f"field {self.name!r}: boundaries must be finite and strictly increasing")
+        elif self.boundaries is not None:
+            raise ValueError(f"field {self.name!r}: boundaries are only for bucketized fields")
+        return self
+
+
+class FeatureSpec(_Strict):
+    """The ordered list of model input fields (column j of the encoded matrix is fields[j])."""
+
+    fields: list[FieldSpec] = Field(description="Input fields, in the order of the encoded matrix columns.")
+    min_count: int = Field(
+        10, ge=1, description="A categorical value gets its own index once seen this often."
+    )
+    click_column: str = Field("click", description="Column of the click label (0/1).")
+    conversion_column: str = Field(
+        "conversion", description="Column of the conversion label (0/1, implies click)."
+    )
+
+    @field_validator("fields")
+    @classmethod
+    def _unique(cls, fields: list[FieldSpec]) -> list[FieldSpec]:
+        if not fields:
+            raise ValueError("a feature spec needs at least one field")
+        names = [f.name for f in fields]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate field names: {dupes}")
+        return fields
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+
+# Smoothed-rate and count boundaries for the default stats fields (log-spaced: rates are skewed).
+_RATE_BOUNDARIES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5]
+_COUNT_BOUNDARIES = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]
+
+
+def default_feature_spec() -> FeatureSpec:
+    """The fields of DESIGN.md: sample columns, user/item profiles and the 7-day stats (23 fields).
+
+    Column names of the stats follow ``{entity}_{stat}_7d``; the features step may rename them
+    through ``FieldSpec.column``.
+    """
+    categorical = [
+        "user_id", "item_id", "position", "device", "hour",
+        "gender", "age_level", "city_level", "occupation",
+        "category_id", "shop_id", "brand_id", "price_level",
+    ]  # fmt: skip
+    fields = [FieldSpec(name=n) for n in categorical]
+    for entity in ("user", "item"):
+        for stat in ("impressions", "clicks", "conversions"):
+            fields.append(
+                FieldSpec(name=f"{entity}_{stat}_7d", kind="bucketized", boundaries=_COUNT_BOUNDARIES)
+            )
+        for stat in ("ctr", "cvr"):
+            fields.append(
+                FieldSpec(name=f"{entity}_{stat}_7d", kind="bucketized", boundaries=_RATE_BOUNDARIES)
+            )
+    return FeatureSpec(fields=fields)
+
+
+# --------------------------------------------------------------------------------------------
+# Architectures
+
+
+class TamlOptions(_Strict):
+    """TAML (WWW '23): HTAKR experts, multi-learner towers, self-distillation."""
+
+    n_general: int = Field(
+        2, ge=0, description="General experts shared by every learner of every task (HTAKR)."
+    )
+    n_task: int = Field(
+        1, ge=0, description="Task-specific experts per task, shared by that task's learners."
+    )
+    n_learner: int = Field(1, ge=0, description="Learner-specific experts per learner.")
+    n_learners: int = Field(
+        2, ge=1, description="Learners (towers) per task; 1 is the 'single learner' ablation."
+    )
+    expert_dim: int = Field(64, ge=1, description="Units of each one-layer expert.")
+    tower_dims: list[int] = Field([64, 32], description="Hidden units of each learner tower (then 1 output).")
+    alpha: float = Field(0.1, ge=0, description="Weight of the CTR self-distillation loss.")
+    beta: float = Field(0.1, ge=0, description="Weight of the CVR self-distillation loss.")
+    self_distillation: bool = Field(
+        True, description="False: the 'w/o self-distillation' ablation (alpha=beta=0)."
+    )
+    htakr: bool = Field(
+        True, description="False: the 'w/o HTAKR' ablation (towers read the embedding directly)."
+    )
+
+    @model_validator(mode="after")
+    def _some_expert(self) -> TamlOptions:
+        if self.htakr and self.n_general + self.n_task + self.n_learner == 0:
+            raise ValueError("taml: HTAKR needs at least one expert (n_general + n_task + n_learner > 0)")
+        return self
+
+
+class MlpOptions(_Strict):
+    """Two independent DNNs; the CVR one trained on clicked impressions only (ESMM paper's BASE)."""
+
+    tower_dims: list[int] = Field(
+        [192, 64, 32], description="Hidden units of each task's tower (then 1 output)."
+    )
+    shared_embedding: bool = Field(False, description="Share one embedding table between the two towers.")
+
+
+class MmoeOptions(_Strict):
+    """MMoE (KDD '18): shared one-layer experts, one softmax gate per task."""
+
+    n_experts: int = Field(3, ge=1, description="Shared experts.")
+    expert_dim: int = Field(64, ge=1, description="Units of each one-layer expert.")
+    tower_dims: list[int] = Field([64, 32], description="Hidden units of each task tower (then 1 output).")
+    cvr_space: CvrSpace = Field(
+        "clicked", description="clicked: CVR loss on clicked impressions; entire_space: CTCVR loss on all."
+    )
+
+
+class PleOptions(_Strict):
+    """PLE (RecSys '20): stacked CGC extraction layers of shared and task-specific experts."""
+
+    n_levels: int = Field(2, ge=1, description="Extraction levels (CGC layers).")
+    n_shared: int = Field(1, ge=0, description="Shared experts per level.")
+    n_specific: int = Field(1, ge=1, description="Task-specific experts per task per level.")
+    expert_dim: int = Field(64, ge=1, description="Units of each one-layer expert.")
+    tower_dims: list[int] = Field([64, 32], description="Hidden units of each task tower (then 1 output).")
+    cvr_space: CvrSpace = Field(
+        "clicked", description="clicked: CVR loss on clicked impressions; entire_space: CTCVR loss on all."
+    )
+
+
+class EsmmOptions(_Strict):
+    """ESMM (SIGIR '18): shared embedding, CTR and CVR towers, CTR + CTCVR losses on all impressions."""
+
+    tower_dims: list[int] = Field(
+        [192, 64, 32], description="Hidden units of each task tower (then 1 output)."
+    )
+
+
+class AitmOptions(_Strict):
+    """AITM (KDD '21): adaptive information transfer from the click to the conversion tower."""
+
+    tower_dims: list[int] = Field(
+        [128, 64, 32], description="Hidden units of each task's encoder (paper: 128-64-32)."
+    )
+    calibrator_weight: float = Field(
+        0.6, ge=0, description="Weight of the behavioural expectation calibrator."
+    )
+
+
+class ModelConfig(_Strict):
+    """Which architecture, and its options (only the chosen architecture's section is used)."""
+
+    architecture: Architecture = Field("taml", description="One of taml, mlp, mmoe, ple, esmm, aitm.")
+    embedding_dim: int = Field(8, ge=1, description="Embedding size of every field.")
+    embedding_init_std: float = Field(
+        0.01, gt=0, description="Std of the normal initialisation of embedding rows."
+    )
+    activation: Activation = Field("relu", description="Hidden activation (paper: ReLU).")
+    taml: TamlOptions = Field(default_factory=TamlOptions, description="TAML options.")
+    mlp: MlpOptions = Field(default_factory=MlpOptions, description="MLP baseline options.")
+    mmoe: MmoeOptions = Field(default_factory=MmoeOptions, description="MMoE baseline options.")
+    ple: PleOptions = Field(default_factory=PleOptions, description="PLE baseline options.")
+    esmm: EsmmOptions = Field(default_factory=EsmmOptions, description="ESMM baseline options.")
+    aitm: AitmOptions = Field(default_factory=AitmOptions, description="AITM baseline options.")
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+class TrainConfig(_Strict):
+    """Optimisation and runtime options of the trainer (paper: Adam 1e-3, batch 2000, L2 1e-6)."""
+
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    batch_size: int = Field(2000, ge=1, description="Global batch size (split across data-parallel ranks).")
+    l2: float = Field(
+        1e-6, ge=0, description="L2 penalty (added to gradients; embedding rows only when touched)."
+    )
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="Adam beta1, beta2.")
+    adam_eps: float = Field(1e-8, gt=0, description="Adam epsilon.")
+    epochs: int = Field(1, ge=1, description="Passes over the training window.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps in total.")
+    seed: int = Field(42, description="Seed of initialisation and shuffling.")
+    shuffle: bool = Field(True, description="Shuffle the samples every epoch.")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N.")
+    bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU).")
+    num_threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads on CPU (None: torch default)."
+    )
+    progress: bool = Field(True, description="Show a tqdm bar with samples/s.")
+    log_every: int = Field(50, ge=1, description="Steps between loss read-backs (each one syncs the device).")
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="Write a resumable checkpoint every N steps."
+    )
+    eval_batch_size: int = Field(65536, ge=1, description="Batch size of scoring and evaluation.")

@@ -1,0 +1,89 @@
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from model.artifacts import VersionMetadata, load_model_version, save_model_version
+from model.encode import encode
+from model.errors import ModelConfigError
+from model.fit import fit
+from model.spec import ModelConfig, TrainConfig
+
+CFG = TrainConfig(batch_size=500, epochs=1, progress=False, seed=2)
+
+
+def test_warm_start_grows_vocabulary_and_keeps_old_rows(tmp_path, world):
+    train_df, _, spec, _ = world
+    parent_fit = fit(train_df, spec, ModelConfig(), CFG)
+    path = save_model_version(
+        tmp_path / "v1",
+        parent_fit.model,
+        spec,
+        parent_fit.vocab,
+        VersionMetadata(version="v1", trained_through=dt.date(2026, 1, 1)),
+    )
+    parent = load_model_version(path)
+
+    # The next day brings new frequent values in field f0 (ids 1000..1002) and f3.
+    new_day = train_df.iloc[:600].copy()
+    new_day.loc[new_day.index[:300], "f0"] = np.repeat([1000, 1001, 1002], 100)
+    new_day.loc[new_day.index[300:400], "f3"] = 777
+    grown = parent.vocab.grow(new_day, spec)
+    assert grown.fields["f0"].values[-3:] == [1000, 1001, 1002]
+    assert grown.fields["f0"].values[:-3] == parent.vocab.fields["f0"].values
+
+    child = fit(
+        new_day, spec, ModelConfig(), CFG.model_copy(update={"max_steps": 1, "lr": 1e-12}), parent=parent
+    )
+    assert child.parent_version == "v1"
+    assert child.vocab.to_json() == grown.to_json()
+    old_w = parent.model.embedding.weight.detach()
+    new_w = child.model.embedding.weight.detach()
+    old_sizes, new_sizes = parent.vocab.sizes, child.vocab.sizes
+    o = n = 0
+    for so, sn in zip(old_sizes, new_sizes, strict=True):
+        # lr 1e-12: one step moves nothing visible, so old rows must equal the parent's
+        torch.testing.assert_close(new_w[n : n + so], old_w[o : o + so], atol=1e-9, rtol=0)
+        if sn > so:
+            fresh_rows = new_w[n + so : n + sn]
+            assert fresh_rows.abs().max() > 0 and fresh_rows.std() < 0.1  # N(0, 0.01²) initialisation
+        o, n = o + so, n + sn
+    assert new_sizes[0] == old_sizes[0] + 3 and new_sizes[3] == old_sizes[3] + 1
+    # Old values encode to the same indices under the grown vocabulary.
+    old_x = encode(train_df, spec, parent.vocab)
+    new_x = encode(train_df, spec, child.vocab)
+    known = old_x > 1
+    np.testing.assert_array_equal(new_x[known], old_x[known])
+
+
+def test_warm_start_refuses_another_architecture(tmp_path, world):
+    train_df, _, spec, _ = world
+    f = fit(train_df.iloc[:500], spec, ModelConfig(architecture="esmm"), CFG)
+    path = save_model_version(tmp_path / "v1", f.model, spec, f.vocab, VersionMetadata(version="v1"))
+    with pytest.raises(ModelConfigError, match="parent v1 is 'esmm'"):
+        fit(pd.DataFrame(train_df.iloc[:500]), spec, ModelConfig(architecture="taml"), CFG, parent=path)
+
+
+def test_warm_start_copies_exactly(tmp_path, world):
+    from model.warmstart import warm_start
+
+    train_df, _, spec, _ = world
+    f = fit(train_df.iloc[:1000], spec, ModelConfig(architecture="mlp"), CFG)
+    parent = load_model_version(
+        save_model_version(tmp_path / "v", f.model, spec, f.vocab, VersionMetadata(version="v"))
+    )
+    day = train_df.iloc[:200].copy()
+    day["f1"] = 4242
+    vocab = parent.vocab.grow(day, spec)
+    child = warm_start(parent, vocab)
+    assert vocab.sizes[1] == parent.vocab.sizes[1] + 1
+    for name in ("embedding.weight", "cvr_embedding.weight"):
+        old, new = parent.model.state_dict()[name], child.state_dict()[name]
+        a = parent.vocab.sizes[0] + parent.vocab.sizes[1]
+        assert torch.equal(new[:a], old[:a])  # fields 0 and 1 keep their rows
+        assert torch.equal(new[a + 1 :], old[a:])  # later fields moved down by the one new row
+    for name, t in child.state_dict().items():
+        if "embedding" not in name:
+            assert torch.equal(t, parent.model.state_dict()[name])
