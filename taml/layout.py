@@ -48,6 +48,8 @@ CONVERSION_WITHOUT_CLICK: Final = "conversion_without_click"  # impression found
 LATE_EVENT: Final = "late_event"  # after the click window / attribution window
 TIME_TRAVEL: Final = "time_travel"  # an event stamped before its impression (or its click)
 DUPLICATE_EVENT: Final = "duplicate_event"  # a second click/conversion for one impression
+LINE_TOO_LONG: Final = "line_too_long"  # longer than ingest.max_line_bytes (not parsed)
+MALFORMED_LINE: Final = "malformed_line"  # an Ali-CCP CSV line that does not have its format
 REASONS: Final = (
     MALFORMED_JSON,
     MISSING_FIELD,
@@ -61,6 +63,8 @@ REASONS: Final = (
     LATE_EVENT,
     TIME_TRAVEL,
     DUPLICATE_EVENT,
+    LINE_TOO_LONG,
+    MALFORMED_LINE,
 )
 
 # --- dates -----------------------------------------------------------------------------------
@@ -119,6 +123,21 @@ def stats_dir(data_root: str, entity: str, day: dt.date | str) -> str:
 
 def feature_store_dir(data_root: str) -> str:
     return storage.join(data_root, "feature_store")
+
+
+def training_table_dir(data_root: str, day: dt.date | str) -> str:
+    """``features/training/dt=D``: day D's samples joined point-in-time with the feature service."""
+    return storage.join(data_root, "features", "training", partition(day))
+
+
+def predictions_dir(artifact_root: str, day: dt.date | str) -> str:
+    """``predictions/dt=D``: the scores of the model that served day D, with inputs and labels."""
+    return storage.join(artifact_root, "predictions", partition(day))
+
+
+def run_dir(artifact_root: str, step: str, day: dt.date | str) -> str:
+    """``{step}/dt=D``: a step's reports for day D (validation, evaluation, monitoring, ...)."""
+    return storage.join(artifact_root, step, partition(day))
 
 
 def registry_dir(artifact_root: str, model: str) -> str:
