@@ -1,0 +1,107 @@
+"""Calibration and ranking figures of the three tasks, as plain functions over a predictions frame.
+
+The task definitions are the evaluate step's (DESIGN.md step 5): CTR on all impressions, CVR on
+clicked impressions only, CTCVR (pCTR·pCVR) on all impressions against click & conversion. The
+numbers themselves come from ``model.metrics`` so that monitoring and the blessing gate can never
+disagree about what "calibration 1.3" means.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from model.metrics import auc, calibration_ratio, ece
+
+CLICK: Final = "click"
+CONVERSION: Final = "conversion"
+P_CTR: Final = "p_ctr"
+P_CVR: Final = "p_cvr"
+P_CTCVR: Final = "p_ctcvr"
+PREDICTIONS: Final = (P_CTR, P_CVR, P_CTCVR)
+LABELS: Final = (CLICK, CONVERSION)
+TASKS: Final = ("ctr", "cvr", "ctcvr")
+TASK_PREDICTION: Final = {"ctr": P_CTR, "cvr": P_CVR, "ctcvr": P_CTCVR}
+
+
+def task_arrays(df: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, predictions) of one task; rows with a non-finite prediction are left out.
+
+    Non-finite predictions are counted and alerted on separately (``nan_prediction_share``); here
+    they would only turn every figure into NaN and hide what the rest of the day looks like.
+    """
+    if task not in TASK_PREDICTION:
+        raise ValueError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
+    click = df[CLICK].to_numpy(dtype=np.float64)
+    if task == "ctr":
+        y = click
+    elif task == "cvr":
+        y = df[CONVERSION].to_numpy(dtype=np.float64)
+    else:
+        y = click * df[CONVERSION].to_numpy(dtype=np.float64)
+    p = df[TASK_PREDICTION[task]].to_numpy(dtype=np.float64)
+    keep = np.isfinite(p)
+    if task == "cvr":
+        keep &= click > 0.5
+    return y[keep], p[keep]
+
+
+def positives(df: pd.DataFrame, task: str) -> int:
+    y, _ = task_arrays(df, task)
+    return int((y > 0.5).sum())
+
+
+def task_calibration(df: pd.DataFrame, task: str) -> float:
+    return calibration_ratio(*task_arrays(df, task))
+
+
+def task_ece(df: pd.DataFrame, task: str, bins: int) -> float:
+    y, p = task_arrays(df, task)
+    return ece(y, p, bins) if y.size else math.nan
+
+
+def task_auc(df: pd.DataFrame, task: str) -> float:
+    return auc(*task_arrays(df, task))
+
+
+def ctcvr_above_ctr_share(df: pd.DataFrame) -> float:
+    """Share of rows whose pCTCVR exceeds pCTR: impossible for a product of probabilities."""
+    if not len(df):
+        return math.nan
+    return float((df[P_CTCVR].to_numpy(np.float64) > df[P_CTR].to_numpy(np.float64)).mean())
+
+
+def nan_prediction_share(df: pd.DataFrame) -> float:
+    """Share of rows with at least one NaN or infinite prediction."""
+    if not len(df):
+        return math.nan
+    values = df[list(PREDICTIONS)].to_numpy(np.float64)
+    return float((~np.isfinite(values)).any(axis=1).mean())
+
+
+def reliability_table(df: pd.DataFrame, task: str, bins: int) -> pd.DataFrame:
+    """Equal-width bins of the prediction: rows, mean prediction, observed rate, and their gap.
+
+    The same bins as ``model.metrics.ece``, so the table's weighted |gap| sums to the ECE.
+    """
+    y, p = task_arrays(df, task)
+    b = np.clip((p * bins).astype(np.int64), 0, bins - 1)
+    n = np.bincount(b, minlength=bins)
+    sum_p = np.bincount(b, weights=p, minlength=bins)
+    sum_y = np.bincount(b, weights=y, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.where(n > 0, sum_p / np.maximum(n, 1), np.nan)
+        rate = np.where(n > 0, sum_y / np.maximum(n, 1), np.nan)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return pd.DataFrame(
+        {
+            "bin": [f"[{lo:.1f}, {hi:.1f})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)],
+            "rows": n.astype(np.int64),
+            "mean_prediction": mean_p,
+            "observed_rate": rate,
+            "gap": mean_p - rate,
+        }
+    )
