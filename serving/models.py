@@ -1,0 +1,219 @@
+"""The model side of serving: a loaded, warmed version; a holder swapped atomically; the alias follower.
+
+Requests read :attr:`ModelHolder.current` once and use that object to the end, so a swap never
+changes the model under a request in flight, and the old model is freed when its last request
+returns. The follower loads a new production version aside (download, checksum, load, warm with
+one forward pass) and only then swaps it in; a version that fails stays out, and the old model
+keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from serving.encoding import RowEncoder
+
+if TYPE_CHECKING:
+    from model import LoadedModel
+
+log = logging.getLogger(__name__)
+
+WARM_ROWS = 8
+
+
+class ModelLoadError(RuntimeError):
+    """A model version could not be loaded or answered its warm-up request wrongly."""
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """A model version ready to answer: its own feature spec's columns, encoder and network."""
+
+    loaded: LoadedModel
+    encoder: RowEncoder
+
+    @property
+    def version(self) -> str:
+        return self.loaded.version
+
+    @property
+    def columns(self) -> list[str]:
+        """The input columns the version's own feature spec reads (absent ones are null)."""
+        return self.encoder.columns
+
+    def score_rows(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """{p_ctr, p_cvr, p_ctcvr} float64 arrays, one value per row, in one forward pass."""
+        from model import predict_encoded
+
+        pred = predict_encoded(self.loaded.model, self.encoder.encode(rows))
+        pred["p_ctcvr"] = np.minimum(pred["p_ctcvr"], pred["p_ctr"])  # as model.score guarantees
+        if not all(np.isfinite(v).all() for v in pred.values()):
+            raise ModelLoadError(f"model {self.version} produced non-finite scores")
+        return pred
+
+    def score_frame(self, table: pd.DataFrame) -> pd.DataFrame:
+        """DataFrame[p_ctr, p_cvr, p_ctcvr] for a table, through the serving path (same index)."""
+        return pd.DataFrame(self.score_rows(table.to_dict("records")), index=table.index)
+
+
+def load_serving_model(version_dir: str | Path, device: str = "cpu") -> ServingModel:
+    """Load a model version directory exactly as the server does, and warm it with one forward pass.
+
+    The deploy step calls this on a candidate before promoting it. Raises :class:`ModelLoadError`.
+    """
+    from model import ModelError, load_model_version
+
+    try:
+        loaded = load_model_version(version_dir, device=device)
+    except (ModelError, OSError, ValueError) as e:
+        raise ModelLoadError(f"cannot load model version {version_dir}: {e}") from e
+    loaded.model.eval()
+    served = ServingModel(loaded, RowEncoder(loaded.spec, loaded.vocab))
+    # All-null rows exercise every embedding table and tower; allocations happen now, not on the
+    # first user request.
+    try:
+        pred = served.score_rows([{}] * WARM_ROWS)
+    except Exception as e:  # a broken version must never reach the holder, whatever broke
+        raise ModelLoadError(f"model version {loaded.version} failed its warm-up pass: {e}") from e
+    if not all(((v >= 0) & (v <= 1)).all() for v in pred.values()):
+        raise ModelLoadError(f"model version {loaded.version} answered a probability outside [0, 1] on warm-up")
+    return served
+
+
+class ModelHolder:
+    """The model currently served. Reading :attr:`current` is one atomic reference read."""
+
+    def __init__(self) -> None:
+        self._current: ServingModel | None = None
+        self._lock = threading.Lock()
+        self.swaps = 0
+
+    @property
+    def current(self) -> ServingModel | None:
+        return self._current
+
+    def swap(self, new: ServingModel) -> ServingModel | None:
+        with self._lock:
+            old, self._current = self._current, new
+            self.swaps += 1
+        return old
+
+
+class AliasFollower:
+    """Follows ``{artifact_root}/registry/{model}/production.json`` and swaps new versions in.
+
+    :meth:`check` does one round (tests call it directly); :meth:`start` runs it every
+    ``poll_interval_s`` on a daemon thread. A version that failed to load is retried with a
+    growing back-off (up to 10 polls), so a broken version costs neither a download every poll
+    nor a restart once it is fixed or the alias moves.
+    """
+
+    def __init__(
+        self,
+        holder: ModelHolder,
+        artifact_root: str,
+        model_name: str,
+        poll_interval_s: float,
+        cache_dir: str | None = None,
+    ):
+        self.holder = holder
+        self.artifact_root = artifact_root
+        self.model_name = model_name
+        self.poll_interval_s = poll_interval_s
+        self._own_cache = not cache_dir
+        self.cache_dir = Path(cache_dir or tempfile.mkdtemp(prefix="taml-serving-"))
+        self._failed: dict[str, tuple[int, float]] = {}  # version -> (failures, next attempt)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.alias_version: str | None = None
+
+    def check(self) -> str:
+        """One round: 'no-alias', 'unchanged', 'swapped', 'failed' or 'backoff'."""
+        from taml import registry
+
+        try:
+            alias = registry.read_alias(self.artifact_root, self.model_name)
+        except Exception as e:  # storage hiccups must not stop following
+            self.last_error = f"cannot read the production alias: {e}"
+            log.warning("%s", self.last_error)
+            return "failed"
+        if alias is None:
+            return "no-alias"
+        self.alias_version = alias.version
+        current = self.holder.current
+        if current is not None and current.version == alias.version:
+            return "unchanged"
+        failures, next_try = self._failed.get(alias.version, (0, 0.0))
+        if time.monotonic() < next_try:
+            return "backoff"
+        try:
+            served = self._load(alias.version)
+        except Exception as e:
+            failures += 1
+            delay = self.poll_interval_s * min(2 ** (failures - 1), 10)
+            self._failed[alias.version] = (failures, time.monotonic() + delay)
+            self.last_error = f"production version {alias.version} failed to load: {e}"
+            log.error(
+                "%s; still serving %s (retry in %.0f s)",
+                self.last_error, current.version if current else "nothing", delay,
+            )
+            return "failed"
+        self._failed.pop(alias.version, None)
+        old = self.holder.swap(served)
+        self.last_error = None
+        log.info("now serving %s %s (was %s)", self.model_name, served.version, old.version if old else None)
+        self._prune(keep={served.loaded.path})
+        return "swapped"
+
+    def _load(self, version: str) -> ServingModel:
+        from taml import registry
+
+        dest = self.cache_dir / f"{version}-{uuid.uuid4().hex[:8]}"
+        try:
+            registry.download_version(self.artifact_root, self.model_name, version, dest)
+            served = load_serving_model(dest)
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+        if served.version != version:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise ModelLoadError(f"registry version {version} holds a model that calls itself {served.version}")
+        return served
+
+    def _prune(self, keep: set[Path | None]) -> None:
+        # Weights are in memory once loaded; older downloads are only disk.
+        for d in self.cache_dir.iterdir():
+            if d.is_dir() and d not in keep:
+                shutil.rmtree(d, ignore_errors=True)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="taml-alias-follower", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.check()
+            self._stop.wait(self.poll_interval_s)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._own_cache:
+            shutil.rmtree(self.cache_dir, ignore_errors=True)

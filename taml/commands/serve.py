@@ -1,0 +1,31 @@
+"""``taml serve``: the online prediction server (DESIGN.md "Serving", docs/SERVING.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+from taml.config import Config
+
+
+def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "serve", parents=[parent], help="serve predictions of the production model (KServe V1 / Vertex AI)"
+    )
+    p.add_argument(
+        "--port", type=int, default=None, help="port (default: AIP_HTTP_PORT, else serving.port)"
+    )
+    p.add_argument("--host", default=None, help="interface (default: serving.host)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    from serving.runtime import resolve_port, serve
+
+    port = resolve_port(config, args.port)
+    print(
+        f"taml serve: {config.pipeline.model_name} on {args.host or config.serving.host}:{port} "
+        f"(data {config.paths.data_root}, artifacts {config.paths.artifact_root})",
+        flush=True,
+    )
+    serve(config, config.paths.data_root, config.paths.artifact_root, port, args.host)
+    return 0
