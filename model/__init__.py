@@ -29,8 +29,8 @@ _EXPORTS = {
     "ModelConfigError": "model.errors",
     "ModelError": "model.errors",
     "TrainingError": "model.errors",
-    "FitResult": "model.fit",
-    "fit": "model.fit",
+    "FitResult": "model.fitting",
+    "fit": "model.fitting",
     "auc": "model.metrics",
     "calibration_ratio": "model.metrics",
     "ece": "model.metrics",
@@ -74,7 +74,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from model.compare import compare_models  # noqa: F401
     from model.encode import encode, encode_labels  # noqa: F401
     from model.errors import FeatureSpecError, ModelArtifactError, ModelConfigError, ModelError, TrainingError  # noqa: F401
-    from model.fit import FitResult, fit  # noqa: F401
+    from model.fitting import FitResult, fit  # noqa: F401
     from model.metrics import auc, calibration_ratio, ece, evaluate_predictions, log_loss  # noqa: F401
     from model.registry import MODELS, build_model  # noqa: F401
     from model.scoring import predict_encoded, score  # noqa: F401

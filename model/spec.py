@@ -256,3 +256,8 @@ class TrainConfig(_Strict):
         None, ge=1, description="Write a resumable checkpoint every N steps."
     )
     eval_batch_size: int = Field(65536, ge=1, description="Batch size of scoring and evaluation.")
+    init_output_bias: bool = Field(
+        True,
+        description="Cold start: set each task head's final bias to the log-odds of the training base "
+        "rate (CTR = mean click, CVR = conversions / clicks) instead of 0 (pCTR = pCVR = 0.5).",
+    )

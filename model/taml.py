@@ -120,6 +120,15 @@ class TAML(MultiTaskModel):
             total = total + self.options.alpha * parts["kd_ctr"] + self.options.beta * parts["kd_cvr"]
         return total, parts
 
+    def output_heads(self, outputs: Outputs) -> dict[str, tuple[list[torch.Tensor], torch.Tensor]]:
+        """Every learner's tower output bias (learner (t, k) is group t·K + k); Eq. (6) averages them."""
+        assert self.towers.out is not None
+        n_learners, bias, z = self.options.n_learners, self.towers.out.bias, outputs["learner_logits"]
+        return {
+            task: ([bias[t * n_learners + k] for k in range(n_learners)], z[t])
+            for t, task in enumerate(TASKS)
+        }
+
     def gate_group_weights(self, gates: torch.Tensor) -> torch.Tensor:
         """Paper Fig. 4: mean gate weight on general / task / learner experts, per task -> [T, 3].
 

@@ -27,6 +27,7 @@ from model.spec import ModelConfig
 
 class AITM(MultiTaskModel):
     architecture = "aitm"
+    ctcvr_head = True  # conv_head predicts the end-to-end conversion: its base rate is CTR · CVR
 
     def __init__(self, sizes: Sequence[int], config: ModelConfig) -> None:
         super().__init__(sizes, config)
@@ -72,3 +73,10 @@ class AITM(MultiTaskModel):
         }
         total = parts["ctr"] + parts["ctcvr"] + self.options.calibrator_weight * parts["calibrator"]
         return total, parts
+
+    def output_heads(self, outputs: Outputs) -> dict[str, tuple[list[torch.Tensor], torch.Tensor]]:
+        """click_head -> pCTR; conv_head -> ŷ_conv, the end-to-end conversion (``ctcvr_head``)."""
+        return {
+            "ctr": ([self.click_head.bias], outputs["ctr_logit"].unsqueeze(0)),
+            "cvr": ([self.conv_head.bias], outputs["conv_logit"].unsqueeze(0)),
+        }

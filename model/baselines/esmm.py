@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from model.base import LossParts, MultiTaskModel, Outputs, joint_outputs
+from model.base import LossParts, MultiTaskModel, Outputs, joint_outputs, two_tower_heads
 from model.baselines.common import two_task_loss
 from model.layers import GroupedMLP
 from model.spec import ModelConfig
@@ -34,3 +34,7 @@ class ESMM(MultiTaskModel):
         self, outputs: Outputs, click: torch.Tensor, conversion: torch.Tensor
     ) -> tuple[torch.Tensor, LossParts]:
         return two_task_loss(outputs, click, conversion, "entire_space")
+
+    def output_heads(self, outputs: Outputs) -> dict[str, tuple[list[torch.Tensor], torch.Tensor]]:
+        assert self.towers.out is not None
+        return two_tower_heads(self.towers.out.bias, outputs)

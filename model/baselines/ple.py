@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from model.base import LossParts, MultiTaskModel, Outputs, joint_outputs
+from model.base import LossParts, MultiTaskModel, Outputs, joint_outputs, two_tower_heads
 from model.baselines.common import two_task_loss
 from model.layers import ExpertBank, GroupedLinear, GroupedMLP, activation, mix, scatter_gates
 from model.spec import Activation, ModelConfig
@@ -93,3 +93,7 @@ class PLE(MultiTaskModel):
         self, outputs: Outputs, click: torch.Tensor, conversion: torch.Tensor
     ) -> tuple[torch.Tensor, LossParts]:
         return two_task_loss(outputs, click, conversion, self.options.cvr_space)
+
+    def output_heads(self, outputs: Outputs) -> dict[str, tuple[list[torch.Tensor], torch.Tensor]]:
+        assert self.towers.out is not None
+        return two_tower_heads(self.towers.out.bias, outputs)

@@ -20,7 +20,7 @@ from model.artifacts import (
     sha256_file,
 )
 from model.errors import ModelArtifactError
-from model.fit import fit
+from model.fitting import fit
 from model.scoring import score
 from model.spec import ModelConfig, TrainConfig
 

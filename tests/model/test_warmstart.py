@@ -8,7 +8,7 @@ import torch
 from model.artifacts import VersionMetadata, load_model_version, save_model_version
 from model.encode import encode
 from model.errors import ModelConfigError
-from model.fit import fit
+from model.fitting import fit
 from model.spec import ModelConfig, TrainConfig
 
 CFG = TrainConfig(batch_size=500, epochs=1, progress=False, seed=2)

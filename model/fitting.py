@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from model.artifacts import LoadedModel, load_model_version
@@ -41,7 +42,8 @@ def fit(
     """Cold start (new vocabulary, fresh weights) or warm start from ``parent`` (grown vocabulary).
 
     A warm start keeps the parent's architecture and feature spec; asking for another architecture
-    is an error rather than a silent cold start.
+    is an error rather than a silent cold start. On a cold start with ``init_output_bias`` the heads
+    start at the training base rates (see ``base_rates``); a warm start keeps the parent's weights.
     """
     loaded = load_model_version(parent) if isinstance(parent, str | Path) else parent
     torch.manual_seed(train_config.seed)
@@ -59,5 +61,20 @@ def fit(
         model = build_model(model_config, vocab.sizes)
     x = encode(table, spec, vocab)
     click, conversion = encode_labels(table, spec)
+    if loaded is None and train_config.init_output_bias:
+        model.init_output_bias(*base_rates(click, conversion), x=torch.as_tensor(x))
     result = train(model, x, click, conversion, train_config, checkpoint_dir=checkpoint_dir)
     return FitResult(model, model_config, spec, vocab, result, loaded.version if loaded else None)
+
+
+def base_rates(click, conversion, eps: float = 1e-4) -> tuple[float | None, float | None]:
+    """(CTR = mean click, post-click CVR = conversions / clicks), each clipped into [eps, 1 - eps].
+
+    CVR is None when there is no click (nothing to estimate it from); CTR None on an empty table.
+    """
+    click = np.asarray(click, dtype=np.float64)
+    conversion = np.asarray(conversion, dtype=np.float64)
+    clicks = float(click.sum())
+    ctr = float(np.clip(clicks / click.size, eps, 1 - eps)) if click.size else None
+    cvr = float(np.clip((conversion * click).sum() / clicks, eps, 1 - eps)) if clicks > 0 else None
+    return ctr, cvr

@@ -1,0 +1,135 @@
+"""Cold-start output-bias initialisation: every head starts at the training base rate."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from model.artifacts import VersionMetadata, load_model_version, save_model_version
+from model.base import MultiTaskModel
+from model.encode import encode, encode_labels
+from model.fitting import base_rates, fit
+from model.metrics import auc, calibration_ratio
+from model.registry import MODELS, build_model
+from model.scoring import predict_encoded
+from model.spec import ModelConfig, TamlOptions, TrainConfig
+from model.synthetic import make_synthetic
+
+SIZES = [40, 25, 12, 60]
+
+
+def _random_x(n: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randint(0, s, (n,), generator=gen) for s in SIZES], dim=1)
+
+
+@pytest.mark.parametrize("arch", list(MODELS))
+def test_init_output_bias_matches_base_rates(arch):
+    torch.manual_seed(3)
+    model = build_model(ModelConfig(architecture=arch), SIZES)
+    model.init_output_bias(0.04, 0.02)
+    with torch.no_grad():
+        out = model(_random_x(3000, seed=11))  # not the probe batch
+    assert out["p_ctr"].mean().item() == pytest.approx(0.04, rel=0.02)
+    assert out["p_cvr"].mean().item() == pytest.approx(0.02, rel=0.02)
+    assert out["p_ctcvr"].mean().item() == pytest.approx(0.04 * 0.02, rel=0.03)
+    assert bool((out["p_ctcvr"] <= out["p_ctr"]).all())
+    if arch == "aitm":  # the conversion head predicts the end-to-end conversion
+        assert torch.sigmoid(out["conv_logit"]).mean().item() == pytest.approx(0.0008, rel=0.02)
+    if arch == "taml":  # every learner starts calibrated, not only their mean
+        learner_p = torch.sigmoid(out["learner_logits"]).mean(-1)
+        torch.testing.assert_close(learner_p, torch.tensor([[0.04] * 2, [0.02] * 2]), rtol=0.02, atol=0)
+
+
+def test_init_output_bias_taml_single_learner_and_no_htakr():
+    for opts in (TamlOptions(n_learners=1), TamlOptions(htakr=False, n_learners=3)):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(architecture="taml", taml=opts), SIZES)
+        model.init_output_bias(0.1, 0.3)
+        with torch.no_grad():
+            out = model(_random_x(2000, seed=5))
+        assert out["p_ctr"].mean().item() == pytest.approx(0.1, rel=0.02)
+        assert out["p_cvr"].mean().item() == pytest.approx(0.3, rel=0.02)
+
+
+def test_init_output_bias_none_leaves_the_task_alone():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(architecture="esmm"), SIZES)
+    before = model.towers.out.bias.detach().clone()
+    model.init_output_bias(0.05, None)
+    after = model.towers.out.bias.detach()
+    assert after[0].item() != before[0].item()
+    assert after[1].item() == before[1].item()
+    with pytest.raises(ValueError):
+        model.init_output_bias(0.0, None)
+
+
+def test_base_rates_clip_and_no_clicks():
+    assert base_rates(np.array([0, 0, 0, 0]), np.array([0, 0, 0, 0])) == (1e-4, None)
+    ctr, cvr = base_rates(np.array([1, 1, 0, 0]), np.array([1, 1, 0, 0]))
+    assert (ctr, cvr) == (0.5, 1 - 1e-4)
+    assert base_rates(np.array([1, 1, 1, 0]), np.array([1, 0, 0, 0])) == (0.75, pytest.approx(1 / 3))
+
+
+def test_fit_calls_it_on_cold_start_only(tmp_path, monkeypatch):
+    calls = []
+    real = MultiTaskModel.init_output_bias
+
+    def spy(self, ctr_rate, cvr_rate, x=None, **kw):
+        calls.append((ctr_rate, cvr_rate))
+        real(self, ctr_rate, cvr_rate, x, **kw)
+
+    monkeypatch.setattr(MultiTaskModel, "init_output_bias", spy)
+    df, spec, _ = make_synthetic(600, n_fields=3, cardinality=10, seed=0)
+    cfg = TrainConfig(batch_size=300, progress=False, max_steps=1)
+    f = fit(df, spec, ModelConfig(architecture="mlp"), cfg)
+    click, conv = df["click"].to_numpy(), df["conversion"].to_numpy()
+    assert calls == [(pytest.approx(click.mean()), pytest.approx(conv.sum() / click.sum()))]
+    path = save_model_version(tmp_path / "v", f.model, spec, f.vocab, VersionMetadata(version="v"))
+    fit(df, spec, ModelConfig(architecture="mlp"), cfg, parent=load_model_version(path))  # warm
+    fit(df, spec, ModelConfig(architecture="mlp"), cfg.model_copy(update={"init_output_bias": False}))
+    assert len(calls) == 1
+
+
+# Planted-signal world with production-like rates (CTR ~7%, post-click CVR ~5%), a daily-pipeline
+# sized cold start: 8000 rows, one epoch of batch 200 (40 Adam steps at lr 1e-3).
+@pytest.fixture(scope="module")
+def low_rate_world():
+    kw = dict(n_fields=6, cardinality=30, signal=1.0, base_ctr_logit=-3.2, base_cvr_logit=-3.9)
+    train, spec, _ = make_synthetic(8000, seed=0, **kw)
+    test, _, _ = make_synthetic(20000, seed=1, world_seed=0, **kw)
+    return train, test, spec
+
+
+def _fit_and_measure(world, arch: str, init: bool) -> dict[str, float]:
+    train, test, spec = world
+    cfg = TrainConfig(batch_size=200, progress=False, seed=0, init_output_bias=init)
+    f = fit(train, spec, ModelConfig(architecture=arch), cfg)
+    p = predict_encoded(f.model, encode(test, spec, f.vocab))
+    click, conv = encode_labels(test, spec)
+    clicked = click == 1
+    return {
+        "ctr_cal": calibration_ratio(click, p["p_ctr"]),
+        "cvr_cal": calibration_ratio(conv[clicked], p["p_cvr"][clicked]),
+        "ctr_auc": auc(click, p["p_ctr"]),
+        "ctcvr_auc": auc(conv, p["p_ctcvr"]),
+    }
+
+
+@pytest.mark.parametrize("arch", list(MODELS))
+def test_short_cold_start_is_calibrated_with_init(low_rate_world, arch):
+    with_init = _fit_and_measure(low_rate_world, arch, init=True)
+    without = _fit_and_measure(low_rate_world, arch, init=False)
+
+    def worst(m: dict[str, float]) -> float:  # largest calibration error factor of the two tasks
+        return max(abs(math.log(m["ctr_cal"])), abs(math.log(m["cvr_cal"])))
+
+    assert 0.8 <= with_init["ctr_cal"] <= 1.25, with_init
+    assert 0.7 <= with_init["cvr_cal"] <= 1.4, with_init
+    assert worst(without) > math.log(1.6), without  # the gate would reject it
+    assert worst(with_init) < worst(without) - 0.3
+    assert with_init["ctr_auc"] >= without["ctr_auc"] - 0.01
+    assert with_init["ctcvr_auc"] >= without["ctcvr_auc"] - 0.01
