@@ -7,6 +7,8 @@ TAML := $(VENV)/bin/taml
 STAMP := $(VENV)/.installed
 DATA_ROOT ?= ./data
 ARTIFACT_ROOT ?= ./artifacts
+# `make run` works in its own folder, made anew each time: a 6-day simulated history.
+DEMO ?= ./demo
 RUN_START ?= 2026-11-01
 RUN_DAYS ?= 6
 RUN_IMPRESSIONS ?= 60000
@@ -29,10 +31,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 # The daily pipeline end to end on a simulated history (embedded local defaults).
 run: $(STAMP)
-	$(TAML) simulate --out $(DATA_ROOT) --start $(RUN_START) --days $$(( $(RUN_DAYS) + 1 )) \
+	rm -rf $(DEMO)
+	$(TAML) simulate --out $(DEMO)/data --start $(RUN_START) --days $$(( $(RUN_DAYS) + 1 )) \
 		--impressions-per-day $(RUN_IMPRESSIONS) --seed 7
 	$(TAML) backfill --start $(RUN_START) --days $(RUN_DAYS) \
-		--data-root $(DATA_ROOT) --artifact-root $(ARTIFACT_ROOT)
+		--data-root $(DEMO)/data --artifact-root $(DEMO)/artifacts
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -51,4 +54,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(DATA_ROOT) $(ARTIFACT_ROOT) bench-out .pytest_cache
+	rm -rf $(DEMO) bench-out .pytest_cache

@@ -16,7 +16,12 @@ from taml.config import Config, ConfigError, load_config
 from taml.errors import TamlError
 
 #: Modules under taml/commands, in the order `taml --help` lists them.
-COMMANDS = ("simulate", "bench", "config_cmd")
+COMMANDS = (
+    "simulate", "ingest", "validate", "features", "run", "kfp_cmds", "registry_cmds", "drift", "serve", "bench", "config_cmd",
+)
+
+
+OWN_LOGGERS = ("taml", "simulator", "components", "pipelines", "model", "serving", "monitoring")
 
 
 def date_arg(value: str):
@@ -68,11 +73,14 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Our own packages log at INFO; libraries (GX, Feast, Beam, KFP) only warn unless --verbose.
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         config = config_from_args(args)
         return int(args.handler(args, config) or 0)

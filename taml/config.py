@@ -18,6 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from model.spec import FeatureSpec, ModelConfig, TrainConfig, default_feature_spec
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "TAML__"
 PROFILE_ENV = "TAML_PROFILE"
@@ -164,6 +166,25 @@ class IngestConfig(Section):
     )
 
 
+class PipelineConfig(Section):
+    """The daily run's policy: what to train on, what to call the model."""
+
+    model_name: str = Field("taml", description="Registry name of the model (registry/{model_name}/...).")
+    image: str = Field(
+        "us-docker.pkg.dev/YOUR_PROJECT/taml/taml-pipeline:0.1.0",
+        description="Container image every component runs in (Dockerfile; see docs/PIPELINE.md).",
+    )
+    schedule_lag_days: int = Field(2, ge=1, description="A scheduled run's date D = schedule time minus this (labels of D need D+1).")
+    cold_start_days: int = Field(3, gt=0, description="Days before D a cold start trains on (no production model).")
+    min_train_days: int = Field(1, gt=0, description="Fewest days with a feature table needed to train at all.")
+    max_warm_days: int = Field(7, gt=0, description="At most this many days after production's trained-through date.")
+    beam_options: list[str] = Field(default_factory=list, description="Extra Beam options the ingest task passes.")
+    train_cpu: str = Field("4", description="CPU request/limit of the train task on a cluster.")
+    train_memory: str = Field("16G", description="Memory limit of the train task on a cluster.")
+    train_accelerator: str = Field("nvidia.com/gpu", description="Accelerator type of the train task (Vertex: e.g. NVIDIA_L4).")
+    train_accelerator_count: int = Field(1, ge=0, description="Accelerators of the train task (0: none).")
+
+
 class GateRules(Section):
     """The blessing rules. Unset (null) rules are skipped; with no rule set at all, nothing is blessed."""
 
@@ -189,6 +210,249 @@ class EvaluateConfig(Section):
     rules: GateRules = GateRules()
 
 
+class ValidateBounds(Section):
+    """Bounds on the day's aggregate figures; one instance per suite (critical stops, warning reports)."""
+
+    min_rows: int = Field(1, ge=0, description="Fewest curated samples the day may have.")
+    volume_min_ratio: float = Field(0.5, ge=0, description="Lowest samples / trailing median of earlier days.")
+    volume_max_ratio: float = Field(2.0, ge=0, description="Highest samples / trailing median of earlier days.")
+    ctr_min: float = Field(0.005, ge=0, le=1, description="Lowest base CTR (clicks / impressions).")
+    ctr_max: float = Field(0.2, ge=0, le=1, description="Highest base CTR.")
+    cvr_min: float = Field(0.001, ge=0, le=1, description="Lowest base CVR (conversions / clicks).")
+    cvr_max: float = Field(0.3, ge=0, le=1, description="Highest base CVR.")
+    max_dead_letter_share: float = Field(
+        0.05, ge=0, le=1, description="Highest dead-lettered / read lines of any source's dt=D partition."
+    )
+
+
+def _warning_bounds() -> ValidateBounds:
+    return ValidateBounds(
+        min_rows=1000,
+        volume_min_ratio=0.8,
+        volume_max_ratio=1.25,
+        ctr_min=0.01,
+        ctr_max=0.1,
+        cvr_min=0.005,
+        cvr_max=0.1,
+        max_dead_letter_share=0.01,
+    )
+
+
+class ValidateConfig(Section):
+    critical: ValidateBounds = Field(
+        default_factory=ValidateBounds, description="Bounds of the critical suite: a miss stops the run."
+    )
+    warning: ValidateBounds = Field(
+        default_factory=_warning_bounds, description="Softer bounds of the warning suite: a miss is only reported."
+    )
+    volume_lookback_days: int = Field(
+        7, gt=0, description="Earlier days whose median sample count the day's volume is compared with."
+    )
+    volume_min_history: int = Field(
+        3, ge=1, description="Fewer earlier days with a manifest than this: the volume check is skipped (reported)."
+    )
+    require_next_day_labels: bool = Field(
+        True, description="Fail unless the manifest shows clicks and conversions of dt=D+1 were read."
+    )
+    warn_min_hours: int = Field(
+        24, ge=0, le=24, description="Warning: fewest distinct impression hours the day should cover."
+    )
+
+
+class FeaturesConfig(Section):
+    project: str = Field("taml", description="Feast project name (prefix of the online tables).")
+    feature_service: str = Field("taml_v1", description="Feature service the training table and serving read.")
+    stats_ttl_hours: int = Field(
+        24,
+        gt=0,
+        description="Stats older than this are not joined (nulls): stats of D-1 are stamped D 00:00, so 24 h.",
+    )
+    profile_lookback_days: int | None = Field(
+        None,
+        ge=1,
+        description="Profiles materialized from this many days before D (null: from the first partition).",
+    )
+    online_write_batch_size: int = Field(
+        20_000, gt=0, description="Rows per online-store write during materialization."
+    )
+    online_check_sample: int = Field(
+        100, gt=0, description="Non-SQLite online stores: keys read back after materializing to check the write."
+    )
+    direct_io: bool = Field(
+        True,
+        description="SQLite online / DuckDB offline: bulk-write the online store and join point-in-time with DuckDB "
+        "in Feast's own formats (same rows; false: through Feast's materialize and get_historical_features).",
+    )
+    incremental_materialize: bool = Field(
+        True,
+        description="direct_io: write only rows stamped after the previous run's window when that gives the same "
+        "online store (unchanged sources and table); false: always the whole window.",
+    )
+    require_validation: bool = Field(
+        True, description="Refuse to build a day's table unless its validation result passed."
+    )
+    offline_store: Literal["duckdb", "bigquery"] = Field(
+        "duckdb", description="Offline store: duckdb (local parquet) or bigquery (gcp profile)."
+    )
+    online_store: Literal["sqlite", "redis"] = Field(
+        "sqlite", description="Online store: sqlite under {data_root}/feature_store, or redis (gcp profile)."
+    )
+    bigquery_dataset: str = Field(
+        "", description="bigquery: project.dataset holding the external tables over the curated parquet."
+    )
+    redis_connection_string: str = Field("", description="redis: host:port[,password=...] of the online store.")
+    registry_path: str = Field(
+        "", description="Feast registry file; empty: {data_root}/feature_store/registry.db (a gs:// URI works)."
+    )
+
+
+class MonitorBounds(Section):
+    """Two-level bounds of one monitored value: outside warn_* it warns, outside alert_* it alerts.
+
+    Null bounds are not checked. Each bound becomes one Evidently test (alert: critical).
+    """
+
+    warn_min: float | None = Field(None, description="Lowest value before a warning (null: none).")
+    warn_max: float | None = Field(None, description="Highest value before a warning (null: none).")
+    alert_min: float | None = Field(None, description="Lowest value before an alert (null: none).")
+    alert_max: float | None = Field(None, description="Highest value before an alert (null: none).")
+
+
+# Distances only: a column drifts when its score reaches the threshold (p-value tests invert that).
+DriftMethod = Literal["jensenshannon", "psi", "wasserstein", "hellinger", "kl_div"]
+
+
+class MonitorConfig(Section):
+    """Step 7: the daily drift and calibration report (monitoring/, docs/MONITORING.md)."""
+
+    reference_days: int = Field(7, gt=0, description="Days before D whose predictions form the reference window.")
+    max_rows: int = Field(
+        250_000, gt=0, description="Current day and reference window are each sampled down to this many rows."
+    )
+    sample_seed: int = Field(0, ge=0, description="Seed of that sampling (same seed, same report).")
+    features: list[str] | None = Field(
+        None, description="Input columns checked for drift (null: every field of feature_spec)."
+    )
+    numerical_features: list[str] | None = Field(
+        None,
+        description="Inputs compared as raw numbers (others: as categories; bucketized fields by bucket).",
+    )
+    drift_exclude: list[str] = Field(
+        default_factory=lambda: ["user_id", "item_id", "shop_id", "brand_id"],
+        description="Inputs left out of drift: ids that turn over daily by design (see unseen_share).",
+    )
+    cat_drift_method: DriftMethod = Field(
+        "jensenshannon", description="Evidently drift method of categorical and bucketized inputs."
+    )
+    cat_drift_threshold: float = Field(0.1, gt=0, description="A categorical input drifts at this score or above.")
+    num_drift_method: DriftMethod = Field("wasserstein", description="Evidently drift method of numerical inputs.")
+    num_drift_threshold: float = Field(0.1, gt=0, description="A numerical input drifts at this score or above.")
+    unseen_share: dict[str, MonitorBounds] = Field(
+        default_factory=lambda: {"item_id": MonitorBounds(warn_max=0.15, alert_max=0.3)},
+        description="Per id column: share of day D's rows with an id absent from the reference window.",
+    )
+    input_drift_share: MonitorBounds = Field(
+        default_factory=lambda: MonitorBounds(warn_max=0.1, alert_max=0.25),
+        description="Share of drifted input columns.",
+    )
+    prediction_drift_method: DriftMethod = Field("psi", description="Evidently drift method of p_ctr, p_cvr, p_ctcvr.")
+    prediction_drift: MonitorBounds = Field(
+        default_factory=lambda: MonitorBounds(warn_max=0.1, alert_max=0.25),
+        description="Drift score of each prediction column (PSI: 0.1 moderate, 0.25 large).",
+    )
+    calibration: MonitorBounds = Field(
+        default_factory=lambda: MonitorBounds(warn_min=0.9, warn_max=1.11, alert_min=0.8, alert_max=1.25),
+        description="Mean prediction / observed rate, per task (CTR all, CVR clicked, CTCVR all).",
+    )
+    ece_warn_max: dict[str, float] = Field(
+        default_factory=lambda: {"ctr": 0.01, "cvr": 0.03, "ctcvr": 0.003},
+        description="Expected calibration error above which a task warns (scale follows the base rate).",
+    )
+    ece_alert_max: dict[str, float] = Field(
+        default_factory=lambda: {"ctr": 0.02, "cvr": 0.06, "ctcvr": 0.006},
+        description="Expected calibration error above which a task alerts.",
+    )
+    reliability_bins: int = Field(10, ge=2, description="Equal-width bins of ECE and of the reliability table.")
+    auc_warn_min: dict[str, float] = Field(
+        default_factory=lambda: {"ctr": 0.65, "cvr": 0.6, "ctcvr": 0.65},
+        description="AUC per task below which it warns.",
+    )
+    auc_alert_min: dict[str, float] = Field(
+        default_factory=lambda: {"ctr": 0.6, "cvr": 0.55, "ctcvr": 0.6},
+        description="AUC per task below which it alerts (the evaluate floors).",
+    )
+    auc_drop: MonitorBounds = Field(
+        default_factory=lambda: MonitorBounds(warn_max=0.02, alert_max=0.05),
+        description="Reference-window AUC minus day D's AUC, per task (the AUC trend).",
+    )
+    max_ctcvr_above_ctr_share: float = Field(
+        0.0, ge=0, description="Share of rows allowed with pCTCVR > pCTR before an alert (a product: 0)."
+    )
+    max_nan_prediction_share: float = Field(
+        0.0, ge=0, description="Share of rows allowed with a NaN or infinite prediction before an alert."
+    )
+    min_positives: dict[str, int] = Field(
+        default_factory=lambda: {"ctr": 100, "cvr": 50, "ctcvr": 50},
+        description="Fewer positives than this in a task: its calibration and AUC tests only warn.",
+    )
+    validation_failed_status: Literal["warn", "alert"] = Field(
+        "warn", description="Status floor of a day whose validation failed (it is scored anyway)."
+    )
+    no_reference_status: Literal["ok", "warn"] = Field(
+        "warn", description="Status floor of a day with no reference predictions (drift not checked)."
+    )
+    serving_log_dir: str = Field(
+        "", description="Serving prediction log of day D, {date} filled in (empty: {artifact_root}/serving_log/dt={date})."
+    )
+    serving_skew: MonitorBounds = Field(
+        default_factory=lambda: MonitorBounds(warn_min=0.9, warn_max=1.11),
+        description="Mean served prediction / mean evaluation prediction of the day, per task.",
+    )
+    persist_scored_predictions: bool = Field(
+        True, description="Write predictions the monitor scored itself to predictions/dt=D (later reference)."
+    )
+    history_days: int = Field(90, gt=0, description="Days shown in the history view.")
+
+
+class ServingConfig(Section):
+    port: int = Field(8080, ge=1, le=65535, description="HTTP port (--port, then AIP_HTTP_PORT, win when set).")
+    host: str = Field("0.0.0.0", description="Interface to listen on.")
+    poll_interval_s: float = Field(
+        30.0, gt=0, description="Seconds between reads of the production alias (hot swap)."
+    )
+    store_check_interval_s: float = Field(
+        10.0, gt=0, description="Seconds between checks whether the online store was re-materialized."
+    )
+    max_instances: int = Field(1000, ge=1, description="Most instances in one predict request.")
+    max_rank_items: int = Field(500, ge=1, description="Most candidate items in one rank request.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (bytes).")
+    item_cache_size: int = Field(
+        200_000, ge=0, description="Item feature rows kept in memory (0: no cache, every request reads items)."
+    )
+    log_enabled: bool = Field(True, description="Append every prediction to the serving log.")
+    log_dir: str = Field(
+        "", description="Serving log folder (empty: {artifact_root}/serving_log); files under dt=YYYY-MM-DD/."
+    )
+    log_max_file_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="A log file is closed and a new one started past this size."
+    )
+    log_max_files: int = Field(
+        200, ge=1, description="Most log files kept (all days); the oldest are deleted beyond it."
+    )
+    log_queue_size: int = Field(
+        10_000, ge=1, description="Responses waiting to be logged; beyond it they are dropped and counted."
+    )
+    log_flush_interval_s: float = Field(
+        1.0, gt=0, description="Longest time a logged prediction waits before it is written."
+    )
+    model_cache_dir: str = Field(
+        "", description="Local folder for downloaded model versions (empty: a temporary folder)."
+    )
+    torch_threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads of the server (None: torch default)."
+    )
+
+
 class Config(Section):
     profile: Literal["local", "gcp"] = Field(
         "local", description="Which config/{profile}.yaml was layered on."
@@ -197,6 +461,14 @@ class Config(Section):
     simulator: SimulatorConfig = SimulatorConfig()
     ingest: IngestConfig = IngestConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    feature_spec: FeatureSpec = Field(default_factory=default_feature_spec)
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    validation: ValidateConfig = ValidateConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    serving: ServingConfig = ServingConfig()
 
     @model_validator(mode="after")
     def _windows_agree(self) -> Config:

@@ -156,4 +156,5 @@ def test_cli_exit_status_and_history(root, capsys):
     assert main(args) == 1
     assert "ALERT" in capsys.readouterr().out
     assert main(["drift", "--date", "2026-12-01", "--artifact-root", root]) == 2
-    assert "no predictions for 2026-12-01" in capsys.readouterr().err
+    # Nothing was written for that day and nothing can score it: the error says why.
+    assert "cannot score 2026-12-01: there is no production model yet" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""What several steps share: run records and reading the per-day tables."""

@@ -1,0 +1,194 @@
+"""Step 5: candidate and production scored on day D (unseen by both), the gate, the blessing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from components.common.records import write_record
+from components.common.tables import read_table
+from components.evaluate.gate import ModelMetrics, judge
+from taml import layout, registry, storage
+from taml.config import Config
+from taml.errors import TamlError
+
+log = logging.getLogger(__name__)
+
+
+class EvaluateError(TamlError):
+    """Evaluation cannot run (no model to score with, no table for the day)."""
+
+
+class NoProductionModelError(EvaluateError):
+    """Nothing served the day yet (the first days of a history)."""
+
+
+TASK_LABELS = {"ctr": "click", "cvr": "conversion", "ctcvr": "conversion"}
+
+
+@dataclass
+class EvaluateOutcome:
+    blessed: bool
+    reason: str
+    blessing_uri: str
+    predictions_uri: str
+    candidate: ModelMetrics | None
+    production: ModelMetrics | None
+
+
+def day_metrics(table: pd.DataFrame, pred: pd.DataFrame) -> dict[str, float]:
+    """Every figure the gate and the run summary use, computed once over the whole day."""
+    from model.metrics import evaluate_predictions
+
+    click = table["click"].to_numpy(dtype=np.float64)
+    conversion = table["conversion"].to_numpy(dtype=np.float64)
+    p = {k: pred[k].to_numpy(dtype=np.float64) for k in ("p_ctr", "p_cvr", "p_ctcvr")}
+    finite = np.isfinite(p["p_ctr"]) & np.isfinite(p["p_cvr"]) & np.isfinite(p["p_ctcvr"])
+    out: dict[str, float] = {
+        "impressions": float(len(table)),
+        "clicks": float(click.sum()),
+        "conversions": float((click * conversion).sum()),
+        "nan_predictions": float((~finite).sum()),
+        "ctcvr_above_ctr_share": float(np.mean(p["p_ctcvr"] > p["p_ctr"])) if len(table) else math.nan,
+    }
+    if not finite.all():
+        return {**out, **{f"{t}_auc": math.nan for t in TASK_LABELS}}
+    per_task = evaluate_predictions(click, conversion, p["p_ctr"], p["p_cvr"], p["p_ctcvr"])
+    for task, metrics in per_task.items():
+        for name, value in metrics.items():
+            out[f"{task}_{name}"] = float(value)
+    return out
+
+
+def _predictions_table(table: pd.DataFrame, pred: pd.DataFrame, version: str) -> pa.Table:
+    frame = table.reset_index(drop=True).copy()
+    for k in ("p_ctr", "p_cvr", "p_ctcvr"):
+        frame[k] = pred[k].to_numpy()
+    frame["model_version"] = version
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def write_predictions(
+    artifact_root: str, day: dt.date, table: pd.DataFrame, pred: pd.DataFrame, version: str
+) -> str:
+    """The scores of the model that served D, with its inputs and labels (the monitor reads them)."""
+    final = layout.predictions_dir(artifact_root, day)
+    staging = storage.staging_dir(final)
+    fs, path = storage.pyarrow_filesystem(storage.join(staging, "part-00000.parquet"))
+    storage.makedirs(staging)
+    pq.write_table(_predictions_table(table, pred, version), path, filesystem=fs)
+    storage.publish_dir(staging, final)
+    return final
+
+
+def has_model(directory: str | Path | None) -> bool:
+    """A model version directory was written there (train writes nothing when it skips)."""
+    return directory is not None and (Path(directory) / "metadata.json").is_file()
+
+
+def run_evaluate(
+    config: Config, date: dt.date, data_root: str, artifact_root: str, candidate_dir: str | Path | None
+) -> EvaluateOutcome:
+    """Score the candidate (when one was trained) and production on D; judge; write the predictions.
+
+    Runs also when no candidate was trained: the production model's predictions of D are what
+    the monitor reads, and the blessing then says why there was nothing to judge.
+    """
+    from model import load_model_version, score
+
+    table = read_table(data_root, [date])
+    cand: ModelMetrics | None = None
+    served_pred = served_version = None
+    if has_model(candidate_dir):
+        candidate = load_model_version(candidate_dir)
+        cand_pred = score(candidate, table, batch_size=config.train.eval_batch_size)
+        cand = ModelMetrics(candidate.version, day_metrics(table, cand_pred))
+        served_pred, served_version = cand_pred, candidate.version
+
+    prod: ModelMetrics | None = None
+    alias = registry.read_alias(artifact_root, config.pipeline.model_name)
+    if alias is not None:
+        with tempfile.TemporaryDirectory(prefix="taml-eval-") as tmp:
+            local = registry.download_version(artifact_root, config.pipeline.model_name, alias.version, tmp)
+            production = load_model_version(local)
+            prod_pred = score(production, table, batch_size=config.train.eval_batch_size)
+        prod = ModelMetrics(production.version, day_metrics(table, prod_pred))
+        served_pred, served_version = prod_pred, production.version
+
+    if cand is not None:
+        blessing = judge(cand, prod, config.evaluate.rules)
+        body = blessing.to_dict()
+    else:
+        blessing = None
+        body = {
+            "blessed": False,
+            "reason": "no candidate was trained for this day",
+            "candidate": None,
+            "production": {"model_id": prod.model_id, "metrics": prod.metrics} if prod else None,
+            "rules": [],
+        }
+    report_dir = layout.run_dir(artifact_root, "evaluation", date)
+    blessing_uri = storage.join(report_dir, "blessing.json")
+    storage.write_json(blessing_uri, {"date": date.isoformat(), **body})
+    predictions_uri = (
+        write_predictions(artifact_root, date, table, served_pred, served_version)
+        if served_pred is not None
+        else ""
+    )
+    log.info("evaluation on %s: %s", date, body["reason"])
+    keys = ("ctr_auc", "cvr_auc", "ctcvr_auc")
+    write_record(
+        artifact_root,
+        date,
+        "evaluate",
+        {
+            "blessed": body["blessed"],
+            "reason": body["reason"],
+            "candidate": cand.model_id if cand else None,
+            "production": prod.model_id if prod else None,
+            "candidate_metrics": {k: cand.metrics.get(k) for k in keys} if cand else None,
+            "production_metrics": {k: prod.metrics.get(k) for k in keys} if prod else None,
+            "failed_rules": [f"{r.rule}:{r.metric}" for r in blessing.failed] if blessing else [],
+            "blessing": blessing_uri,
+            "predictions": predictions_uri,
+        },
+    )
+    return EvaluateOutcome(body["blessed"], body["reason"], blessing_uri, predictions_uri, cand, prod)
+
+
+def score_served_model(config: Config, date: dt.date, data_root: str, artifact_root: str) -> pd.DataFrame:
+    """Day D scored by the production model, for the monitor when the pipeline did not score D.
+
+    Uses D's feature table when it exists; otherwise joins D's curated samples point-in-time in
+    memory (no materialization, no training table written: a day that failed validation must
+    never become training data).
+    """
+    from components.common.tables import has_table
+    from model import load_model_version, score
+
+    alias = registry.read_alias(artifact_root, config.pipeline.model_name)
+    if alias is None:
+        raise NoProductionModelError(f"cannot score {date}: there is no production model yet")
+    if has_table(data_root, date):
+        table = read_table(data_root, [date])
+    else:
+        from components.features import point_in_time
+        from components.features.build import read_samples
+        from components.features.store import ensure_applied
+
+        ensure_applied(config, data_root)
+        table = point_in_time(config, None, read_samples(data_root, date).to_pandas(), data_root)
+    with tempfile.TemporaryDirectory(prefix="taml-score-") as tmp:
+        local = registry.download_version(artifact_root, config.pipeline.model_name, alias.version, tmp)
+        production = load_model_version(local)
+        pred = score(production, table, batch_size=config.train.eval_batch_size)
+    return _predictions_table(table, pred, production.version).to_pandas()

@@ -1,0 +1,205 @@
+"""Run ``taml-daily`` on this machine through ``kfp.local`` and summarise each day.
+
+Every day runs in a child process whose (very chatty) KFP output goes to
+``{artifact_root}/runs/dt=D/kfp-local.log``; the summary is built from the run records the steps
+write, so it reads the same whether the steps ran here or on a cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.common.records import clear_records, read_records
+from taml import layout, storage
+from taml.config import Config
+
+
+@dataclass
+class DayRun:
+    date: dt.date
+    ok: bool
+    seconds: float
+    log: str
+    records: dict = field(default_factory=dict)
+    error: str = ""
+
+
+def pipeline_root(artifact_root: str) -> str:
+    # kfp.local writes only to local folders (a gs:// root becomes a folder named "gs:").
+    if storage.is_gcs(artifact_root):
+        return str(Path(tempfile.gettempdir()) / "taml-kfp-local")
+    return str(Path(artifact_root, "kfp-local").absolute())
+
+
+def run_day(config: Config, date: dt.date, overrides: list[str]) -> DayRun:
+    """Run the whole pipeline for ``date`` in a child process; never raises for a failed run."""
+    import time
+
+    data_root, artifact_root = config.paths.data_root, config.paths.artifact_root
+    clear_records(artifact_root, date)
+    log_dir = Path(tempfile.mkdtemp(prefix="taml-run-"))
+    log_path = log_dir / "kfp-local.log"
+    args = {
+        "date": date.isoformat(),
+        "data_root": data_root,
+        "artifact_root": artifact_root,
+        "profile": config.profile,
+        "overrides": overrides,
+        "pipeline_root": pipeline_root(artifact_root),
+    }
+    t0 = time.perf_counter()
+    with open(log_path, "w") as log:
+        code = subprocess.call(
+            [sys.executable, "-m", "pipelines.local", json.dumps(args)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    seconds = time.perf_counter() - t0
+    final_log = storage.join(layout.run_dir(artifact_root, "runs", date), "kfp-local.log")
+    storage.write_bytes(final_log, log_path.read_bytes())
+    error = "" if code == 0 else _error_lines(log_path.read_text(errors="replace"))
+    return DayRun(date, code == 0, seconds, final_log, read_records(artifact_root, date), error)
+
+
+def _error_lines(text: str, limit: int = 12) -> str:
+    keep = [line for line in text.splitlines() if "Error" in line or "error:" in line or "FAILURE" in line]
+    return "\n".join((keep or text.splitlines())[-limit:])
+
+
+def _child(args: dict) -> int:
+    """The child process: one kfp.local pipeline run."""
+    from kfp import local
+
+    from pipelines.taml_daily import build_pipeline
+    from taml.config import load_config
+
+    config = load_config(
+        profile=args["profile"],
+        overrides=[
+            *args["overrides"],
+            f"paths.data_root={args['data_root']}",
+            f"paths.artifact_root={args['artifact_root']}",
+        ],
+    )
+    Path(args["pipeline_root"]).mkdir(parents=True, exist_ok=True)
+    _resolve_sibling_outputs_in_conditions()
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=args["pipeline_root"])
+    pipeline = build_pipeline(config)
+    pipeline(
+        date=args["date"],
+        data_root=args["data_root"],
+        artifact_root=args["artifact_root"],
+        profile=args["profile"],
+        overrides=list(args["overrides"]),
+        beam_options=list(config.pipeline.beam_options),
+    )
+    return 0
+
+
+def _resolve_sibling_outputs_in_conditions() -> None:
+    """Let kfp.local evaluate ``dsl.If`` on an output of a task in the same sub-DAG.
+
+    kfp 2.17's local orchestrator reads a condition's ``pipelinechannel--evaluate-blessed`` only
+    as an input of the enclosing DAG, which it is not when ``evaluate`` runs inside the
+    validation branch: the condition reads as False and deploy never runs. Kubeflow resolves it
+    from the task's own inputs. Here the fallback looks the name up as ``<task>-<output>`` among
+    the finished tasks, trying each split from the right (task names contain dashes too).
+    """
+    from kfp.local.orchestrator.enhanced_dag_orchestrator import ConditionEvaluator
+
+    original = ConditionEvaluator._resolve_pipeline_channel
+    if getattr(original, "taml_patched", False):
+        return
+
+    def resolve(channel_ref, io_store):
+        name = channel_ref.removeprefix("pipelinechannel--")
+        parts = name.split("-")
+        for cut in range(len(parts) - 1, 0, -1):
+            task, output = "-".join(parts[:cut]), "-".join(parts[cut:])
+            try:
+                return io_store.get_task_output(task, output)
+            except (KeyError, ValueError):
+                continue
+        return original(channel_ref, io_store)
+
+    resolve.taml_patched = True
+    ConditionEvaluator._resolve_pipeline_channel = staticmethod(resolve)
+
+
+# --------------------------------------------------------------------------------------------
+# The summary table
+
+
+def _fmt(x, digits: int = 4) -> str:
+    return "-" if x is None or x != x else f"{x:.{digits}f}"
+
+
+def summary_rows(runs: list[DayRun]) -> list[dict[str, str]]:
+    rows = []
+    for run in runs:
+        r = run.records
+        ing, val, tr = r.get("ingest", {}), r.get("validate", {}), r.get("train", {})
+        ev, dep, mon = r.get("evaluate", {}), r.get("deploy", {}), r.get("monitor", {})
+        cand, prod = ev.get("candidate_metrics") or {}, ev.get("production_metrics") or {}
+        if not run.ok:
+            verdict = "run failed"
+        elif val and not val.get("passed", True):
+            verdict = "validation failed: " + ", ".join(val.get("failed", [])[:3])
+        elif tr and not tr.get("trained"):
+            verdict = "not trained: " + tr.get("reason", "")
+        elif ev:
+            verdict = (
+                "blessed" if ev.get("blessed") else "rejected: " + ", ".join(ev.get("failed_rules", [])[:3])
+            )
+        else:
+            verdict = "-"
+        rows.append(
+            {
+                "date": run.date.isoformat(),
+                "samples": str(ing.get("samples", "-")),
+                "dead": str(ing.get("dead_letters", "-")),
+                "train": tr.get("mode", "-") if tr.get("trained") else "-",
+                "cand ctr/cvr/ctcvr": "/".join(
+                    _fmt(cand.get(k), 3) for k in ("ctr_auc", "cvr_auc", "ctcvr_auc")
+                )
+                if cand
+                else "-",
+                "prod ctr/cvr/ctcvr": "/".join(
+                    _fmt(prod.get(k), 3) for k in ("ctr_auc", "cvr_auc", "ctcvr_auc")
+                )
+                if prod
+                else "-",
+                "gate": verdict,
+                "deployed": dep.get("version", "-") if dep.get("promoted") or dep.get("version") else "-",
+                "drift": mon.get("status", "-"),
+                "secs": f"{run.seconds:.0f}",
+            }
+        )
+    return rows
+
+
+def format_summary(runs: list[DayRun], artifact_root: str) -> str:
+    rows = summary_rows(runs)
+    if not rows:
+        return "no days ran"
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(width[c]) for c in cols), "  ".join("-" * width[c] for c in cols)]
+    lines += ["  ".join(r[c].ljust(width[c]) for c in cols) for r in rows]
+    lines.append(f"artifacts: {artifact_root} (run records and logs in runs/dt=D/, reports per step)")
+    for run in runs:
+        if not run.ok:
+            lines.append(f"{run.date}: the run failed; log {run.log}\n{run.error}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(_child(json.loads(sys.argv[1])))

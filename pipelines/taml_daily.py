@@ -1,0 +1,73 @@
+"""The ``taml-daily`` pipeline (DESIGN.md "The daily run").
+
+    resolve-date ─ ingest ─ validate ─┬─ passed ─ features ─ train ─ evaluate ─┬─ blessed ─ deploy
+                                      │                                        └─ monitor
+                                      └─ failed ─ monitor (the day that needs a report most)
+
+Caching: tasks that resolve "the current production model" (train, evaluate, deploy, monitor)
+never cache; the others are keyed by their inputs, the date included. (No postponed annotations
+here: KFP reads the parameter types at definition time.)
+"""
+
+from kfp import dsl
+
+from pipelines.components import make_components
+from taml.config import Config
+
+PIPELINE_NAME = "taml-daily"
+
+
+def build_pipeline(config: Config):
+    """The pipeline function for ``config`` (image, train resources, schedule lag)."""
+    c = make_components(config.pipeline.image)
+    p = config.pipeline
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Daily TAML CTR/CVR: ingest, validate, features, train, gate, deploy, monitor.",
+    )
+    def taml_daily(
+        date: str = "",
+        data_root: str = config.paths.data_root,
+        artifact_root: str = config.paths.artifact_root,
+        profile: str = config.profile,
+        overrides: list = [],  # noqa: B006  (a KFP parameter default, never mutated)
+        beam_options: list = list(p.beam_options),  # noqa: B006, B008
+        schedule_time: str = "",
+    ):
+        day = c["resolve_date"](date=date, schedule_time=schedule_time, lag_days=p.schedule_lag_days)
+        day.set_display_name("resolve date")
+        common = dict(
+            date=day.output,
+            data_root=data_root,
+            artifact_root=artifact_root,
+            profile=profile,
+            overrides=overrides,
+        )
+        ingest = c["ingest"](**common, beam_options=beam_options)
+        validate = c["validate"](**common).after(ingest)
+        with dsl.If(validate.outputs["passed"] == True, name="validation-passed"):  # noqa: E712
+            features = c["features"](**common)
+            train = c["train"](**common).after(features)
+            train.set_caching_options(False)
+            train.set_cpu_limit(p.train_cpu).set_memory_limit(p.train_memory)
+            if p.train_accelerator_count > 0:
+                train.set_accelerator_type(p.train_accelerator).set_accelerator_limit(
+                    p.train_accelerator_count
+                )
+            # Evaluate runs also when nothing was trained: it writes the predictions of the model
+            # that served D, which the monitor reads, and then blesses nothing.
+            evaluate = c["evaluate"](**common, candidate=train.outputs["candidate"])
+            evaluate.set_caching_options(False)
+            with dsl.If(evaluate.outputs["blessed"] == True, name="candidate-blessed"):  # noqa: E712
+                deploy = c["deploy"](
+                    **common, candidate=train.outputs["candidate"], blessing=evaluate.outputs["blessing"]
+                )
+                deploy.set_caching_options(False)
+            monitor = c["monitor"](**common, validation_failed=False).after(evaluate)
+            monitor.set_caching_options(False)
+        with dsl.Else(name="validation-failed"):
+            failed = c["monitor"](**common, validation_failed=True)
+            failed.set_caching_options(False)
+
+    return taml_daily

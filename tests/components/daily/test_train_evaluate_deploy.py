@@ -1,0 +1,142 @@
+"""Steps 4-6 on planted-signal feature tables: cold start, warm start, the gate, the alias."""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from components.deploy import run_deploy
+from components.deploy.run import DeployError
+from components.evaluate import run_evaluate
+from components.train import run_train
+from model.synthetic import make_synthetic
+from taml import layout, registry
+from taml.config import load_config
+
+D1 = dt.date(2026, 11, 1)
+DAYS = [D1 + dt.timedelta(days=i) for i in range(4)]
+
+
+@pytest.fixture
+def roots(tmp_path: Path):
+    data, artifacts = tmp_path / "data", tmp_path / "artifacts"
+    for i, day in enumerate(DAYS):
+        frame, spec, _ = make_synthetic(6000, n_fields=6, cardinality=40, seed=100 + i, world_seed=7)
+        out = Path(layout.training_table_dir(str(data), day))
+        out.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(frame), out / "part-0.parquet")
+    return str(data), str(artifacts), spec
+
+
+def _config(spec, *extra):
+    cfg = load_config(env={}, overrides=[
+        "train.progress=false", "train.epochs=4", "train.batch_size=256", "train.lr=0.005", "pipeline.cold_start_days=1",
+        "evaluate.rules.min_clicks=50", "evaluate.rules.min_conversions=10",
+        "evaluate.rules.calibration_min=0.5", "evaluate.rules.calibration_max=2.0", *extra,
+    ])
+    cfg.feature_spec = spec
+    return cfg
+
+
+def _day(cfg, day, data, artifacts, tmp: Path):
+    cand = tmp / f"candidate-{day}"
+    trained = run_train(cfg, day, data, artifacts, cand)
+    if not trained.trained:
+        return trained, None, None
+    ev = run_evaluate(cfg, day, data, artifacts, cand)
+    dep = run_deploy(cfg, day, data, artifacts, cand, ev.blessing_uri) if ev.blessed else None
+    return trained, ev, dep
+
+
+def test_first_day_cannot_train_then_cold_start_then_warm_start(roots, tmp_path):
+    data, artifacts, spec = roots
+    cfg = _config(spec)
+    t0, _, _ = _day(cfg, D1, data, artifacts, tmp_path)
+    assert not t0.trained and "found 0" in t0.reason
+
+    t1, ev1, dep1 = _day(cfg, DAYS[1], data, artifacts, tmp_path)
+    assert t1.mode == "cold" and t1.days == [D1.isoformat()]
+    assert ev1.blessed, ev1.reason
+    assert ev1.production is None and ev1.candidate.metrics["ctr_auc"] > 0.6
+    assert dep1.promoted and registry.production_version(artifacts, "taml") == t1.version
+
+    t2, ev2, _ = _day(cfg, DAYS[2], data, artifacts, tmp_path)
+    assert t2.mode == "warm" and t2.parent_version == t1.version and t2.days == [DAYS[1].isoformat()]
+    assert ev2.production.model_id == t1.version
+    blessing = json.loads(Path(ev2.blessing_uri).read_text())
+    assert blessing["candidate"]["model_id"] == t2.version and blessing["production"]["model_id"] == t1.version
+    # The predictions of the model that served D (production) are there for the monitor.
+    preds = pq.read_table(layout.predictions_dir(artifacts, DAYS[2])).to_pandas()
+    assert len(preds) == 6000 and set(preds.model_version) == {t1.version}
+    assert (preds.p_ctcvr <= preds.p_ctr).all()
+
+
+def test_a_worse_candidate_is_not_deployed_and_the_alias_stays(roots, tmp_path):
+    data, artifacts, spec = roots
+    good = _config(spec)
+    t1, ev1, _ = _day(good, DAYS[1], data, artifacts, tmp_path)
+    assert ev1.blessed
+    # Inject bad training data: day 2's labels shuffled, so the warm-started candidate unlearns.
+    table_dir = Path(layout.training_table_dir(data, DAYS[1]))
+    frame = pq.read_table(table_dir).to_pandas()
+    frame[["click", "conversion"]] = frame[["click", "conversion"]].sample(frac=1, random_state=0).to_numpy()
+    pq.write_table(pa.Table.from_pandas(frame), table_dir / "part-0.parquet")
+    t2, ev2, dep2 = _day(_config(spec, "train.epochs=8"), DAYS[2], data, artifacts, tmp_path)
+    assert t2.trained and not ev2.blessed and dep2 is None
+    assert any(r.rule == "no_regression" for r in ev2_failed(ev2))
+    assert registry.production_version(artifacts, "taml") == t1.version
+    # Deploying the rejected candidate by hand is refused too.
+    with pytest.raises(DeployError, match="not blessed"):
+        run_deploy(good, DAYS[2], data, artifacts, tmp_path / f"candidate-{DAYS[2]}", ev2.blessing_uri)
+
+
+def ev2_failed(ev):
+    return [r for r in __import__("components.evaluate", fromlist=["judge"]).judge(
+        ev.candidate, ev.production, load_config(env={}).evaluate.rules).rules if r.verdict == "fail"]
+
+
+def test_re_running_a_finished_day_changes_nothing(roots, tmp_path):
+    data, artifacts, spec = roots
+    cfg = _config(spec)
+    t1, _, dep1 = _day(cfg, DAYS[1], data, artifacts, tmp_path / "a")
+    alias1 = registry.read_alias(artifacts, "taml")
+    again, _, _ = _day(cfg, DAYS[1], data, artifacts, tmp_path / "b")
+    assert not again.trained and "already trained through" in again.reason
+    alias2 = registry.read_alias(artifacts, "taml")
+    assert (alias2.version, alias2.history, alias2.time) == (alias1.version, alias1.history, alias1.time)
+    assert registry.list_versions(artifacts, "taml") == [t1.version]
+
+
+def test_a_run_killed_between_publish_and_promote_reruns_to_the_same_state(roots, tmp_path):
+    data, artifacts, spec = roots
+    cfg = _config(spec)
+    # The killed run: trained, evaluated, published, then died before moving the alias.
+    cand = tmp_path / "killed"
+    t1 = run_train(cfg, DAYS[1], data, artifacts, cand)
+    registry.publish_version(artifacts, "taml", t1.version, cand)
+    assert registry.read_alias(artifacts, "taml") is None
+    # The re-run trains the same version (deterministic on CPU), publishes nothing new, promotes it.
+    t1b, _, dep = _day(cfg, DAYS[1], data, artifacts, tmp_path)
+    assert t1b.version == t1.version and dep.promoted
+    assert registry.list_versions(artifacts, "taml") == [t1.version]
+    assert registry.production_version(artifacts, "taml") == t1.version
+
+
+def test_deploy_refuses_a_verdict_against_a_production_model_that_has_since_moved(roots, tmp_path):
+    data, artifacts, spec = roots
+    cfg = _config(spec)
+    t1, _, _ = _day(cfg, DAYS[1], data, artifacts, tmp_path)
+    cand = tmp_path / "c2"
+    t2 = run_train(cfg, DAYS[2], data, artifacts, cand)
+    ev2 = run_evaluate(cfg, DAYS[2], data, artifacts, cand)
+    # Meanwhile an operator publishes and promotes another version.
+    registry.publish_version(artifacts, "taml", "manual", tmp_path / f"candidate-{DAYS[1]}")
+    registry.promote(artifacts, "taml", "manual")
+    if ev2.blessed:
+        with pytest.raises(DeployError, match="stale verdict"):
+            run_deploy(cfg, DAYS[2], data, artifacts, cand, ev2.blessing_uri)
+    assert registry.production_version(artifacts, "taml") == "manual"
+    assert t2.parent_version == t1.version

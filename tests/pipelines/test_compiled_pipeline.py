@@ -1,0 +1,78 @@
+"""The committed pipeline package is current, submittable, and asks for what the design says."""
+
+from pathlib import Path
+
+import yaml
+from kfp import components
+
+from taml.commands.kfp_cmds import PACKAGE, compile_pipeline
+from taml.config import load_config
+
+
+def test_committed_package_is_up_to_date(tmp_path: Path):
+    fresh = compile_pipeline(load_config(env={}), tmp_path / "taml_daily.yaml")
+    assert fresh.read_text() == PACKAGE.read_text(), "pipelines/taml_daily.yaml is stale: run `make compile`"
+
+
+def _spec() -> dict:
+    docs = list(yaml.safe_load_all(PACKAGE.read_text()))
+    return docs[0]
+
+
+def test_package_loads_as_a_component_with_the_documented_parameters():
+    loaded = components.load_component_from_file(str(PACKAGE))
+    assert loaded.name == "taml-daily"
+    params = _spec()["root"]["inputDefinitions"]["parameters"]
+    assert {"date", "data_root", "artifact_root", "profile", "overrides", "beam_options"} <= set(params)
+
+
+def _tasks(node: dict, out: dict) -> dict:
+    for name, task in node.get("dag", {}).get("tasks", {}).items():
+        out[name] = task
+    return out
+
+
+def test_train_asks_for_a_gpu_and_resources():
+    spec = _spec()
+    executors = spec["deploymentSpec"]["executors"]
+    train = executors["exec-train"]["container"]
+    assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert str(train["resources"]["accelerator"]["resourceCount"]) == "1"
+    assert train["resources"]["resourceCpuLimit"] == "4"
+    assert train["image"].endswith("taml-pipeline:0.1.0")
+
+
+def test_caching_off_where_production_is_resolved_and_on_elsewhere():
+    spec = _spec()
+    tasks: dict = {}
+    _tasks(spec["root"], tasks)
+    for comp in spec["components"].values():
+        _tasks(comp, tasks)
+    cache = {name: task.get("cachingOptions", {}).get("enableCache", False) for name, task in tasks.items()}
+    for name in ("train", "evaluate", "deploy", "monitor", "monitor-2"):
+        assert cache[name] is False, name
+    for name in ("ingest", "validate", "features"):
+        assert cache[name] is True, name
+    conditions = [t["triggerPolicy"]["condition"] for t in tasks.values() if "triggerPolicy" in t]
+    assert any("passed" in c for c in conditions) and any("blessed" in c for c in conditions)
+
+
+def test_schedule_wraps_kfp_recurring_run_create(capsys):
+    from taml.cli import main
+
+    assert main(["schedule", "--host", "http://kfp.local", "--cron", "0 0 6 * * *", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("kfp --endpoint http://kfp.local recurring-run create")
+    for flag in ("--max-concurrency 1", "--no-catchup", "--cron-expression '0 0 6 * * *'", "--pipeline-package-path"):
+        assert flag in out
+    assert " date=" not in out  # each scheduled run resolves D from its schedule time...
+    assert "'schedule_time=[[ScheduledTime.2006-01-02]]'" in out  # ...which KFP fills in
+    assert main(["schedule", "--host", "h", "--cron", "0 6 * * *", "--dry-run"]) == 2
+
+
+def test_resolve_date_uses_the_schedule_time_minus_the_lag():
+    from pipelines.components import resolve_date
+
+    assert resolve_date("2026-11-05", "", 2) == "2026-11-05"
+    assert resolve_date("", "2026-11-28", 2) == "2026-11-26"
+    assert resolve_date("", "2026-11-28T06:00:00Z", 2) == "2026-11-26"

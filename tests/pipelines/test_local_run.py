@@ -1,0 +1,89 @@
+"""taml-daily end to end through kfp.local on a tiny simulated history.
+
+One history, days in order (each builds on the previous one's registry state):
+  D1  no earlier feature table: ingest, validate, features, nothing to train, monitor
+  D2  cold start on D1, blessed, deployed
+  D3  a worse candidate (D2's training labels shuffled): rejected, the alias stays
+  D4  validation fails (an injected bound): never trains, the monitor still reports
+  D2 again: idempotent, the registry does not change
+"""
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.local import format_summary, run_day
+from simulator import simulate
+from taml import layout, registry
+from taml.config import SimulatorConfig, load_config
+
+pytestmark = pytest.mark.slow
+D1 = dt.date(2026, 11, 1)
+D2, D3, D4 = (D1 + dt.timedelta(days=i) for i in (1, 2, 3))
+SMALL = ["train.progress=false", "train.epochs=3", "train.batch_size=256", "train.lr=0.003",
+         "evaluate.rules.min_conversions=5", "evaluate.rules.min_clicks=50",
+         "evaluate.rules.floors={ctr_auc: 0.55, cvr_auc: 0.5, ctcvr_auc: 0.55}",
+         "evaluate.rules.calibration_min=0.3", "evaluate.rules.calibration_max=3.0",
+         "pipeline.cold_start_days=1"]
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    data, artifacts = root / "data", root / "artifacts"
+    # A small world with dense labels, so a day of 12k impressions carries ~100 conversions.
+    simulate(str(data), D1, 4, 12_000, seed=5,
+             config=SimulatorConfig(users=3_000, base_items=1_000, new_items_per_day=50, chunk_size=12_000,
+                                    target_ctr=0.08, target_cvr=0.1))
+    config = load_config(env={}, overrides=[f"paths.data_root={data}", f"paths.artifact_root={artifacts}", *SMALL])
+    return config, data, artifacts
+
+
+def _run(config, day, *extra):
+    run = run_day(config, day, [*SMALL, *extra])
+    print(format_summary([run], config.paths.artifact_root))
+    assert run.ok, run.error
+    return run.records
+
+
+def test_the_daily_pipeline_over_a_history(history):
+    config, data, artifacts = history
+
+    r1 = _run(config, D1)
+    assert r1["validate"]["passed"] and r1["ingest"]["samples"] == 12_000
+    assert not r1["train"]["trained"] and not r1["evaluate"]["blessed"] and not r1["evaluate"]["predictions"]
+    assert r1["monitor"]["status"] == "no model"
+    assert registry.read_alias(str(artifacts), "taml") is None
+
+    r2 = _run(config, D2)
+    assert r2["train"]["mode"] == "cold" and r2["evaluate"]["blessed"], r2["evaluate"]["reason"]
+    v1 = r2["deploy"]["version"]
+    assert registry.production_version(str(artifacts), "taml") == v1
+
+    # Inject a worse candidate for D3: the day it trains on (D2) gets shuffled labels.
+    table_dir = Path(layout.training_table_dir(str(data), D2))
+    for f in table_dir.glob("*.parquet"):
+        frame = pq.read_table(f).to_pandas()
+        frame[["click", "conversion"]] = frame[["click", "conversion"]].sample(frac=1, random_state=1).to_numpy()
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), f)
+    r3 = _run(config, D3, "train.epochs=6")
+    assert r3["train"]["mode"] == "warm" and r3["train"]["parent_version"] == v1
+    assert not r3["evaluate"]["blessed"] and "deploy" not in r3
+    assert r3["evaluate"]["production"] == v1
+    assert registry.production_version(str(artifacts), "taml") == v1
+
+    # A day that fails validation never trains; the monitor still reports on it.
+    r4 = _run(config, D4, "validation.critical.ctr_max=0.01")
+    assert not r4["validate"]["passed"] and any("ctr" in f for f in r4["validate"]["failed"])
+    assert "train" not in r4 and "features" not in r4
+    assert "monitor" in r4
+
+    # Re-running a finished day changes nothing in the registry.
+    before = (registry.read_alias(str(artifacts), "taml"), registry.list_versions(str(artifacts), "taml"))
+    r2b = _run(config, D2)
+    assert not r2b["train"]["trained"]
+    after = (registry.read_alias(str(artifacts), "taml"), registry.list_versions(str(artifacts), "taml"))
+    assert after == before
