@@ -5,8 +5,8 @@ Public API (the KFP component, ``taml features`` and the trainer call these):
 - :func:`build_features` (config, date, data_root=None) -> :class:`FeaturesResult`: check the
   sources, apply the repo, materialize the window ending with D (online rows checked), write
   the point-in-time table of D to ``features/training/dt=D/part-00000.parquet``.
-- :func:`build_tables` (config, days, data_root=None) -> paths; :func:`read_tables` (data_root,
-  days) -> one DataFrame; :func:`training_dir` (data_root, day).
+- :func:`build_tables` (config, days, data_root=None) -> paths (read them back with
+  ``components.common.tables.read_table``; the folder is ``taml.layout.training_table_dir``).
 - :func:`feature_store` / :func:`apply` (config, data_root) -> ``feast.FeatureStore``;
   :func:`ensure_applied` (config, data_root) -> bool: apply only when the definitions changed.
 - :func:`online_reader` (config, data_root) -> reader with ``lookup(user_id, item_ids)``;
@@ -22,8 +22,6 @@ from components.features.build import (
     build_tables,
     materialize,
     point_in_time,
-    read_tables,
-    training_dir,
     windows,
 )
 from components.features.online import OnlineFeatureReader, feast_lookup, online_reader
@@ -47,8 +45,6 @@ __all__ = [
     "materialize",
     "online_reader",
     "point_in_time",
-    "read_tables",
     "repo_config",
-    "training_dir",
     "windows",
 ]

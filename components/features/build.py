@@ -71,11 +71,6 @@ class FeaturesResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def training_dir(data_root: str, day: dt.date | str) -> str:
-    """``features/training/dt=D``: the point-in-time table of day D."""
-    return storage.join(data_root, "features", "training", L.partition(day))
-
-
 def day_end(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
 
@@ -297,7 +292,7 @@ def _typed(df: pd.DataFrame, feature_cols: list[str]) -> pd.DataFrame:
 
 
 def write_table(df: pd.DataFrame, data_root: str, day: dt.date) -> str:
-    final = training_dir(data_root, day)
+    final = L.training_table_dir(data_root, day)
     staging = storage.staging_dir(final)
     table = pa.Table.from_pandas(df, preserve_index=False)
     try:
@@ -377,17 +372,3 @@ def build_tables(config: Config, days: list[dt.date | str], data_root: str | Non
     else:
         store = apply(config, data_root)
     return [build_table(config, d, data_root, store)[1] for d in days]
-
-
-def read_tables(data_root: str, days: list[dt.date | str]) -> pd.DataFrame:
-    """The written tables of ``days`` as one frame (missing days raise, naming the folder)."""
-    frames = []
-    for d in days:
-        folder = training_dir(data_root, d)
-        files = storage.list_files(folder, suffix=".parquet")
-        if not files:
-            raise FeatureStoreError(f"no training table under {folder}: run `taml features build --date {d}`")
-        for f in files:
-            with storage.open_read(f) as fh:
-                frames.append(pq.read_table(fh).to_pandas())
-    return pd.concat(frames, ignore_index=True)

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from components.common.tables import read_table
 from components.features import (
     FeatureSourceError,
     apply,
@@ -27,7 +28,6 @@ from components.features import (
     materialize,
     online_reader,
     point_in_time,
-    read_tables,
 )
 from components.features import direct as D
 from components.features.store import FEATURE_REPO, ensure_applied, feast_env
@@ -103,7 +103,7 @@ def test_build_writes_one_row_per_sample_with_point_in_time_features(built):
     day_stats = pq.read_table(L.stats_dir(str(root), "item", DAY)).num_rows
     assert r.online_rows == {"user_profile": SPEC.users, "item_profile": SPEC.items,
                              "user_stats_7d": r.online_rows["user_stats_7d"], "item_stats_7d": day_stats}
-    assert read_tables(str(root), [DAY]).shape == df.shape
+    assert read_table(str(root), [DAY]).shape == df.shape
 
 
 def test_rerun_is_exact(built, tmp_path):
