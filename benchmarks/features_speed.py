@@ -50,7 +50,9 @@ def main() -> int:
     p.add_argument("--lookup-items", type=int, default=100)
     p.add_argument("--lookups", type=int, default=300, help="timed direct lookups (Feast path: a third)")
     p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--compare-feast", action="store_true", help="also time Feast's materialize and join (once)")
+    p.add_argument(
+        "--compare-feast", action="store_true", help="also time Feast's materialize and join (once)"
+    )
     p.add_argument("--root", default=None, help="data root (default: a temporary folder)")
     p.add_argument("--out", default=None, help="JSON result file")
     a = p.parse_args()
@@ -62,11 +64,21 @@ def main() -> int:
     cfg_full = load_config(env={}, overrides=[*base, "features.incremental_materialize=false"])
     cfg_feast = load_config(env={}, overrides=[*base, "features.direct_io=false"])
     t = time.perf_counter()
-    write_history(data, START, 2, SyntheticSpec(samples_per_day=a.samples, users=a.users, items=a.items, seed=1))
-    print(f"generated 2 days x {a.samples:,} samples, {a.users:,} users, {a.items:,} items in "
-          f"{time.perf_counter() - t:.1f} s under {data}", flush=True)
+    write_history(
+        data, START, 2, SyntheticSpec(samples_per_day=a.samples, users=a.users, items=a.items, seed=1)
+    )
+    print(
+        f"generated 2 days x {a.samples:,} samples, {a.users:,} users, {a.items:,} items in "
+        f"{time.perf_counter() - t:.1f} s under {data}",
+        flush=True,
+    )
 
-    runs: dict[str, list[float]] = {"validate_s": [], "materialize_s": [], "materialize_daily_s": [], "pit_join_s": []}
+    runs: dict[str, list[float]] = {
+        "validate_s": [],
+        "materialize_s": [],
+        "materialize_daily_s": [],
+        "pit_join_s": [],
+    }
     lat_runs: list[dict[str, list[float]]] = []
     rng = np.random.default_rng(0)
     t = time.perf_counter()
@@ -125,8 +137,15 @@ def main() -> int:
             if q == 99 and len(per_run) > 1:
                 figures[f"lookup_{path}_p99_ms_runs"] = [round(x, 2) for x in per_run]
         figures[f"lookup_{path}_max_ms"] = round(max(max(r[path]) for r in lat_runs) * 1000, 2)
-    out = {"users": a.users, "items": a.items, "samples": a.samples, "lookup_items": a.lookup_items,
-           "repeats": a.repeats, "online_rows": online_rows, "figures": figures}
+    out = {
+        "users": a.users,
+        "items": a.items,
+        "samples": a.samples,
+        "lookup_items": a.lookup_items,
+        "repeats": a.repeats,
+        "online_rows": online_rows,
+        "figures": figures,
+    }
     print("\n| measure | value |\n|---|---|")
     for k, v in figures.items():
         print(f"| {k} | {v} |", flush=True)

@@ -80,8 +80,10 @@ def summarize(report: dict) -> str:
             sd = statistics.mean(pooled) if pooled else float("nan")
             margin = (mean - statistics.mean(best[m])) / sd if sd and sd == sd else float("nan")
             gap = f", {report['oracle'][m] - mean:.4f} below the oracle" if "oracle" in report else ""
-            lines.append(f"- {m}: TAML {mean:.4f} vs best baseline {best_name} {statistics.mean(best[m]):.4f}: "
-                         f"margin {margin:+.1f} seed sd{gap}")
+            lines.append(
+                f"- {m}: TAML {mean:.4f} vs best baseline {best_name} {statistics.mean(best[m]):.4f}: "
+                f"margin {margin:+.1f} seed sd{gap}"
+            )
     return "\n".join(lines)
 
 
@@ -93,9 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-day", required=True, type=dt.date.fromisoformat)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--models", default=",".join(ALL_MODELS))
-    p.add_argument("--epochs", type=int, default=1, help="passes over the training days (same for every model)")
+    p.add_argument(
+        "--epochs", type=int, default=1, help="passes over the training days (same for every model)"
+    )
     p.add_argument("--no-ablations", action="store_true")
-    p.add_argument("--rebuild", action="store_true", help="re-run ingest and features even where tables exist")
+    p.add_argument(
+        "--rebuild", action="store_true", help="re-run ingest and features even where tables exist"
+    )
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     p.add_argument("--out", default="bench-out/model.json")
     args = p.parse_args(argv)
@@ -115,13 +121,26 @@ def main(argv: list[str] | None = None) -> int:
     train_cfg = config.train.model_copy(update={"epochs": args.epochs, "progress": False})
     t0 = time.perf_counter()
     report = compare_models(
-        train, test, config.feature_spec, args.models.split(","), args.seeds, train_cfg, truth,
-        model_config=config.model, ablations=not args.no_ablations, out_dir=out.parent,
+        train,
+        test,
+        config.feature_spec,
+        args.models.split(","),
+        args.seeds,
+        train_cfg,
+        truth,
+        model_config=config.model,
+        ablations=not args.no_ablations,
+        out_dir=out.parent,
     )
     report["setup"] = {
-        "data_root": args.data_root, "train_days": [d.isoformat() for d in train_days],
-        "test_day": args.test_day.isoformat(), "train_rows": len(train), "test_rows": len(test),
-        "seeds": args.seeds, "epochs": args.epochs, "seconds": round(time.perf_counter() - t0, 1),
+        "data_root": args.data_root,
+        "train_days": [d.isoformat() for d in train_days],
+        "test_day": args.test_day.isoformat(),
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "seconds": round(time.perf_counter() - t0, 1),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=float) + "\n")

@@ -65,7 +65,9 @@ def synthetic_day(n: int, seed: int) -> pd.DataFrame:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--reference-rows", type=int, default=None, help="rows per reference day (default: --rows)")
+    ap.add_argument(
+        "--reference-rows", type=int, default=None, help="rows per reference day (default: --rows)"
+    )
     ap.add_argument("--reference-days", type=int, default=7)
     ap.add_argument("--out", default=None, help="artifact root to write into (default: a temporary folder)")
     args = ap.parse_args()
@@ -75,7 +77,9 @@ def main() -> None:
         day = DAY - dt.timedelta(days=k)
         folder = Path(L.predictions_dir(root, day))
         folder.mkdir(parents=True, exist_ok=True)
-        synthetic_day(args.rows if k == 0 else ref_rows, seed=k).to_parquet(folder / "part-0.parquet", index=False)
+        synthetic_day(args.rows if k == 0 else ref_rows, seed=k).to_parquet(
+            folder / "part-0.parquet", index=False
+        )
 
     from monitoring import run_monitor
 
@@ -84,8 +88,18 @@ def main() -> None:
     t0 = time.perf_counter()
     r = run_monitor(config, DAY, "unused", root)
     seconds = time.perf_counter() - t0
-    print(json.dumps({"rows": args.rows, "reference_rows_per_day": ref_rows, "seconds": round(seconds, 2),
-                      "rows_used": r.rows_used, "status": r.status, "html": r.html_uri}))
+    print(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "reference_rows_per_day": ref_rows,
+                "seconds": round(seconds, 2),
+                "rows_used": r.rows_used,
+                "status": r.status,
+                "html": r.html_uri,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ def build_world(tmp: Path, users: int, items: int) -> tuple[str, str]:
     spec = cfg.feature_spec.model_copy(update={"min_count": 1})
     tc = cfg.train.model_copy(update={"progress": False, "max_steps": 5})
     fr = fit(F.training_table(n=20_000, users=users, items=items), spec, cfg.model, tc)
-    version = save_model_version(tmp / "models" / "bench-v1", fr.model, fr.spec, fr.vocab,
-                                 VersionMetadata(version="bench-v1"))
+    version = save_model_version(
+        tmp / "models" / "bench-v1", fr.model, fr.spec, fr.vocab, VersionMetadata(version="bench-v1")
+    )
     F.publish(art, "taml", version)
     return data, art
 
@@ -115,12 +116,30 @@ def main() -> int:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.torch_threads)}
     env.pop("AIP_HTTP_PORT", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "taml.cli", "serve", "--data-root", data, "--artifact-root", art, "--port", str(port),
-         "--set", "serving.host=127.0.0.1", "--set", f"serving.torch_threads={args.torch_threads}"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "taml.cli",
+            "serve",
+            "--data-root",
+            data,
+            "--artifact-root",
+            art,
+            "--port",
+            str(port),
+            "--set",
+            "serving.host=127.0.0.1",
+            "--set",
+            f"serving.torch_threads={args.torch_threads}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     results = []
     try:
+
         def ready() -> bool:
             try:
                 con = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -144,8 +163,14 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
         shutil.rmtree(tmp, ignore_errors=True)
-    out = {"command": " ".join(sys.argv), "load_average": os.getloadavg(), "cpus": os.cpu_count(),
-           "items_per_request": args.items_per_request, "torch_threads": args.torch_threads, "results": results}
+    out = {
+        "command": " ".join(sys.argv),
+        "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "items_per_request": args.items_per_request,
+        "torch_threads": args.torch_threads,
+        "results": results,
+    }
     print(f"load average {out['load_average']}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

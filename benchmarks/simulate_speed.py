@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| impressions/day | seconds | impressions/s | peak RSS (MiB) | written (MiB) |")
     print("|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['impressions']:,} | {r['seconds']} | {r['impressions_per_s']:,} | {r['peak_rss_mib']} | {r['bytes_written_mib']} |")
+        print(
+            f"| {r['impressions']:,} | {r['seconds']} | {r['impressions_per_s']:,} | {r['peak_rss_mib']} | {r['bytes_written_mib']} |"
+        )
     return 0
 
 

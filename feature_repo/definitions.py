@@ -25,7 +25,13 @@ ITEM_PROFILE = ("category_id", "shop_id", "brand_id", "price_level")
 #: Columns of features/{user,item}_stats/dt=D/*.parquet (ingest's stats schema) and their types
 #: (names of ``feast.types``; profile attributes are Int64). Plain strings, so reading the layout
 #: (components.features' direct paths, serving) does not import Feast (~18 s with torch around).
-STATS = (("impressions", "Int64"), ("clicks", "Int64"), ("conversions", "Int64"), ("ctr", "Float64"), ("cvr", "Float64"))
+STATS = (
+    ("impressions", "Int64"),
+    ("clicks", "Int64"),
+    ("conversions", "Int64"),
+    ("ctr", "Float64"),
+    ("cvr", "Float64"),
+)
 #: Feature view name -> (entity, kind); kind "profile" or "stats".
 VIEWS = {
     "user_profile": ("user", "profile"),
@@ -77,7 +83,9 @@ def build_objects(
 
     entities = {
         "user": Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64, description="A user."),
-        "item": Entity(name="item", join_keys=["item_id"], value_type=ValueType.INT64, description="An ad item."),
+        "item": Entity(
+            name="item", join_keys=["item_id"], value_type=ValueType.INT64, description="An ad item."
+        ),
     }
     objects: dict[str, object] = dict(entities)
     views = []
@@ -97,7 +105,9 @@ def build_objects(
         )
         objects[name] = view
         views.append(view)
-    objects[feature_service] = FeatureService(name=feature_service, features=views, description="TAML v1 inputs")
+    objects[feature_service] = FeatureService(
+        name=feature_service, features=views, description="TAML v1 inputs"
+    )
     return objects
 
 

@@ -43,7 +43,11 @@ from evidently.tests import gte, lte
 
 from monitoring import calibration as C
 
-TASK_TITLES = {"ctr": "CTR (all impressions)", "cvr": "CVR (clicked impressions)", "ctcvr": "CTCVR (all impressions)"}
+TASK_TITLES = {
+    "ctr": "CTR (all impressions)",
+    "cvr": "CVR (clicked impressions)",
+    "ctcvr": "CTCVR (all impressions)",
+}
 
 
 def _fmt(value: float) -> str:
@@ -220,7 +224,9 @@ class ExternalValueCalculation(SingleValueCalculation[ExternalValue]):
     def calculate(self, context: Context, current_data: Dataset, reference_data: Optional[Dataset]):
         result = self.result(self.metric.value)
         widgets: list[BaseWidgetInfo] = [
-            counter(title=self.display_name(), counters=[CounterData(label="", value=_fmt(self.metric.value))])
+            counter(
+                title=self.display_name(), counters=[CounterData(label="", value=_fmt(self.metric.value))]
+            )
         ]
         if self.metric.note:
             widgets.append(text_widget(title="", text=self.metric.note))
@@ -311,7 +317,8 @@ class DriftedInputShare(BoundedMetric):
 
     def column_metrics(self) -> List[ValueDrift]:
         return [
-            ValueDrift(column=c, method=self.methods[c], threshold=self.thresholds[c], tests=[]) for c in self.columns
+            ValueDrift(column=c, method=self.methods[c], threshold=self.thresholds[c], tests=[])
+            for c in self.columns
         ]
 
 

@@ -73,7 +73,13 @@ def plot_history(history: pd.DataFrame) -> bytes:
             ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         for status in ("warn", "alert"):
             for d in dates[history["status"] == status] if len(history) else []:
-                ax.axvspan(d - pd.Timedelta(hours=12), d + pd.Timedelta(hours=12), color=STATUS_COLOURS[status], alpha=0.18, lw=0)
+                ax.axvspan(
+                    d - pd.Timedelta(hours=12),
+                    d + pd.Timedelta(hours=12),
+                    color=STATUS_COLOURS[status],
+                    alpha=0.18,
+                    lw=0,
+                )
         ax.set_ylabel(title)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
@@ -101,7 +107,9 @@ def history_html(history: pd.DataFrame, png: bytes) -> str:
     for _, row in history.iloc[::-1].iterrows():
         colour = STATUS_COLOURS.get(str(row["status"]), "#555")
         cells = "".join(
-            f'<td style="color:{colour};font-weight:bold">{_cell(row[c])}</td>' if c == "status" else f"<td>{_cell(row[c])}</td>"
+            f'<td style="color:{colour};font-weight:bold">{_cell(row[c])}</td>'
+            if c == "status"
+            else f"<td>{_cell(row[c])}</td>"
             for c in cols
         )
         body.append(f'<tr><td><a href="dt={row["date"]}/report.html">report</a></td>{cells}</tr>')
@@ -116,7 +124,9 @@ def history_html(history: pd.DataFrame, png: bytes) -> str:
     )
 
 
-def write_history(artifact_root: str, until: dt.date | None = None, days: int | None = None) -> tuple[str, str]:
+def write_history(
+    artifact_root: str, until: dt.date | None = None, days: int | None = None
+) -> tuple[str, str]:
     """Rebuild history.png and history.html; returns their URIs."""
     history = load_history(artifact_root, until, days)
     png = plot_history(history)

@@ -135,7 +135,9 @@ def load_day(artifact_root: str, day: dt.date) -> pd.DataFrame | None:
     return read_parquet_dir(L.predictions_dir(artifact_root, day))
 
 
-def load_reference(artifact_root: str, day: dt.date, days: int, max_rows_per_day: int, seed: int) -> ReferenceWindow:
+def load_reference(
+    artifact_root: str, day: dt.date, days: int, max_rows_per_day: int, seed: int
+) -> ReferenceWindow:
     """The ``days`` days before ``day``; a missing or unusable day is skipped and reported.
 
     Each day is sampled to ``max_rows_per_day`` as it is read, so a week of 1M-row days never

@@ -45,7 +45,12 @@ class ReportRun:
 
 
 def _bounds(b: MonitorBounds) -> dict[str, float | None]:
-    return {"warn_min": b.warn_min, "warn_max": b.warn_max, "alert_min": b.alert_min, "alert_max": b.alert_max}
+    return {
+        "warn_min": b.warn_min,
+        "warn_max": b.warn_max,
+        "alert_min": b.alert_min,
+        "alert_max": b.alert_max,
+    }
 
 
 def _max_tests(b: MonitorBounds) -> list:
@@ -77,13 +82,17 @@ def build_metrics(
     """Every metric of the report, keyed by its headline name (dict order = report order)."""
     metrics: dict[str, Metric] = {"notes": M.RunNotes(notes=notes)}
     for fig in external:
-        metrics[fig.key] = M.ExternalValue(name=fig.name, value=fig.value, note=fig.note, **_bounds(fig.bounds))
+        metrics[fig.key] = M.ExternalValue(
+            name=fig.name, value=fig.value, note=fig.note, **_bounds(fig.bounds)
+        )
     metrics["nan_prediction_share"] = M.NanPredictionShare(alert_max=cfg.max_nan_prediction_share)
     metrics["ctcvr_above_ctr_share"] = M.CtcvrAboveCtrShare(alert_max=cfg.max_ctcvr_above_ctr_share)
     for task in C.TASKS:
         # Too few positives make these figures noise: they may still warn, never alert.
         enough = task_positives.get(task, 0) >= cfg.min_positives.get(task, 0)
-        metrics[f"{task}_calibration"] = M.CalibrationRatio(task=task, critical=enough, **_bounds(cfg.calibration))
+        metrics[f"{task}_calibration"] = M.CalibrationRatio(
+            task=task, critical=enough, **_bounds(cfg.calibration)
+        )
         metrics[f"{task}_ece"] = M.ExpectedCalibrationError(
             task=task,
             bins=cfg.reliability_bins,
@@ -92,7 +101,10 @@ def build_metrics(
             alert_max=cfg.ece_alert_max.get(task),
         )
         metrics[f"{task}_auc"] = M.TaskAuc(
-            task=task, critical=enough, warn_min=cfg.auc_warn_min.get(task), alert_min=cfg.auc_alert_min.get(task)
+            task=task,
+            critical=enough,
+            warn_min=cfg.auc_warn_min.get(task),
+            alert_min=cfg.auc_alert_min.get(task),
         )
         if has_reference:
             metrics[f"{task}_auc_drop"] = M.AucDrop(task=task, critical=enough, **_bounds(cfg.auc_drop))
@@ -108,8 +120,13 @@ def build_metrics(
                 metrics[f"{col}_unseen_share"] = M.UnseenValueShare(column=col, **_bounds(bounds))
         if features.all:
             numerical = set(features.numerical)
-            methods = {c: cfg.num_drift_method if c in numerical else cfg.cat_drift_method for c in features.all}
-            thresholds = {c: cfg.num_drift_threshold if c in numerical else cfg.cat_drift_threshold for c in features.all}
+            methods = {
+                c: cfg.num_drift_method if c in numerical else cfg.cat_drift_method for c in features.all
+            }
+            thresholds = {
+                c: cfg.num_drift_threshold if c in numerical else cfg.cat_drift_threshold
+                for c in features.all
+            }
             share = M.DriftedInputShare(
                 columns=features.all, methods=methods, thresholds=thresholds, **_bounds(cfg.input_drift_share)
             )

@@ -127,13 +127,19 @@ def _present(features: FeatureColumns, *frames: pd.DataFrame | None) -> tuple[Fe
     return features.keep(set(features.all) - set(missing)), missing
 
 
-def _serving_figures(config: Config, log_df: pd.DataFrame, current: pd.DataFrame) -> tuple[list[ExternalFigure], str]:
+def _serving_figures(
+    config: Config, log_df: pd.DataFrame, current: pd.DataFrame
+) -> tuple[list[ExternalFigure], str]:
     figures = []
     for task, col in C.TASK_PREDICTION.items():
         served = log_df[col].to_numpy(np.float64)
         evaluated = current[col].to_numpy(np.float64)
         served, evaluated = served[np.isfinite(served)], evaluated[np.isfinite(evaluated)]
-        ratio = served.mean() / evaluated.mean() if served.size and evaluated.size and evaluated.mean() > 0 else math.nan
+        ratio = (
+            served.mean() / evaluated.mean()
+            if served.size and evaluated.size and evaluated.mean() > 0
+            else math.nan
+        )
         figures.append(
             ExternalFigure(
                 key=f"serving_skew_{task}",
@@ -142,7 +148,9 @@ def _serving_figures(config: Config, log_df: pd.DataFrame, current: pd.DataFrame
                 bounds=config.monitor.serving_skew,
             )
         )
-    versions = sorted(str(v) for v in log_df["model_version"].dropna().unique()) if "model_version" in log_df else []
+    versions = (
+        sorted(str(v) for v in log_df["model_version"].dropna().unique()) if "model_version" in log_df else []
+    )
     note = f"serving log: {len(log_df):,} predictions, model version(s) {', '.join(versions) or 'unknown'}"
     return figures, note
 
@@ -176,15 +184,23 @@ def run_monitor(
 
     notes: list[str] = []
     floors: list[Status] = []
-    versions = sorted(str(v) for v in current_all["model_version"].dropna().unique()) if "model_version" in current_all else []
-    notes.append(f"day {day}: {n_rows:,} predictions ({source}); model version(s) {', '.join(versions) or 'unknown'}")
+    versions = (
+        sorted(str(v) for v in current_all["model_version"].dropna().unique())
+        if "model_version" in current_all
+        else []
+    )
+    notes.append(
+        f"day {day}: {n_rows:,} predictions ({source}); model version(s) {', '.join(versions) or 'unknown'}"
+    )
     if sampled:
         notes.append(
             f"SAMPLED: {len(current):,} of {n_rows:,} rows of day D (monitor.max_rows = {cfg.max_rows:,}, "
             f"seed {cfg.sample_seed}); every figure of this report is computed on the sample"
         )
     if reference is None:
-        notes.append(f"NO REFERENCE: no predictions in the {cfg.reference_days} days before {day}; drift not checked")
+        notes.append(
+            f"NO REFERENCE: no predictions in the {cfg.reference_days} days before {day}; drift not checked"
+        )
         floors.append("warn" if cfg.no_reference_status == "warn" else "ok")
     else:
         notes.append(
@@ -204,7 +220,9 @@ def run_monitor(
             key="validation_failed",
             name="Validation failed for day D (1 = yes)",
             value=1.0 if validation_failed else 0.0,
-            bounds=MonitorBounds(**({"alert_max": 0.0} if cfg.validation_failed_status == "alert" else {"warn_max": 0.0})),
+            bounds=MonitorBounds(
+                **({"alert_max": 0.0} if cfg.validation_failed_status == "alert" else {"warn_max": 0.0})
+            ),
         ),
         ExternalFigure(
             key="missing_input_columns",
@@ -230,7 +248,9 @@ def run_monitor(
     headline = {**run.headline, "rows": float(n_rows), "rows_used": float(len(current))}
 
     out_dir = monitoring_dir(artifact_root, day)
-    html_uri, json_uri, status_uri = (storage.join(out_dir, n) for n in (REPORT_HTML, REPORT_JSON, STATUS_JSON))
+    html_uri, json_uri, status_uri = (
+        storage.join(out_dir, n) for n in (REPORT_HTML, REPORT_JSON, STATUS_JSON)
+    )
     storage.write_text(html_uri, run.snapshot.get_html_str(as_iframe=False))
     storage.write_text(json_uri, run.snapshot.json())
     result = MonitorResult(

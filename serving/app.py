@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json")
+    return Response(
+        json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json"
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -80,7 +82,9 @@ def create_app(runtime: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
 
     async def model_ready() -> Response:
         st = service.status()
-        return _json({"name": name, "ready": st["ready"], "version": st["model_version"]}, 200 if st["ready"] else 503)
+        return _json(
+            {"name": name, "ready": st["ready"], "version": st["model_version"]}, 200 if st["ready"] else 503
+        )
 
     async def models() -> Response:
         return _json({"models": [name]})

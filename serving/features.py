@@ -197,7 +197,9 @@ class OnlineFeatures:
             return False
         self._state = new
         self.last_error = None
-        log.info("online features %s (token %s); item cache emptied", "reopened" if state else "opened", new.token)
+        log.info(
+            "online features %s (token %s); item cache emptied", "reopened" if state else "opened", new.token
+        )
         return True
 
     def _snapshot(self) -> _State:
@@ -239,6 +241,7 @@ class OnlineFeatures:
                     cache.pop(next(iter(cache)), None)
                 cache.update(zip(missing, fetched, strict=True))
         return [found[i] for i in item_ids]
+
 
 def feast_features(config, data_root: str) -> OnlineFeatures:
     """The serving feature source of ``data_root``: Feast online store + item cache."""

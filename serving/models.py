@@ -88,7 +88,9 @@ def load_serving_model(version_dir: str | Path, device: str = "cpu") -> ServingM
     except Exception as e:  # a broken version must never reach the holder, whatever broke
         raise ModelLoadError(f"model version {loaded.version} failed its warm-up pass: {e}") from e
     if not all(((v >= 0) & (v <= 1)).all() for v in pred.values()):
-        raise ModelLoadError(f"model version {loaded.version} answered a probability outside [0, 1] on warm-up")
+        raise ModelLoadError(
+            f"model version {loaded.version} answered a probability outside [0, 1] on warm-up"
+        )
     return served
 
 
@@ -168,7 +170,9 @@ class AliasFollower:
             self.last_error = f"production version {alias.version} failed to load: {e}"
             log.error(
                 "%s; still serving %s (retry in %.0f s)",
-                self.last_error, current.version if current else "nothing", delay,
+                self.last_error,
+                current.version if current else "nothing",
+                delay,
             )
             return "failed"
         self._failed.pop(alias.version, None)
@@ -190,7 +194,9 @@ class AliasFollower:
             raise
         if served.version != version:
             shutil.rmtree(dest, ignore_errors=True)
-            raise ModelLoadError(f"registry version {version} holds a model that calls itself {served.version}")
+            raise ModelLoadError(
+                f"registry version {version} holds a model that calls itself {served.version}"
+            )
         return served
 
     def _prune(self, keep: set[Path | None]) -> None:

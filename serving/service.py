@@ -70,11 +70,29 @@ class PredictionService:
             t = event_time(inst.ts, now)
             user = users[inst.user_id]
             rows.append(self._row(inst.user_id, inst.item_id, inst.position, inst.device, t, user, item))
-            records.append(self._record(now, model, inst.user_id, inst.item_id, inst.position, inst.device, t,
-                                        user is None, item is None))
+            records.append(
+                self._record(
+                    now,
+                    model,
+                    inst.user_id,
+                    inst.item_id,
+                    inst.position,
+                    inst.device,
+                    t,
+                    user is None,
+                    item is None,
+                )
+            )
         preds = self._score(model, rows, records)
-        return [{**p, "model_version": model.version, "unknown_user": r["unknown_user"],
-                 "unknown_item": r["unknown_item"]} for p, r in zip(preds, records, strict=True)]
+        return [
+            {
+                **p,
+                "model_version": model.version,
+                "unknown_user": r["unknown_user"],
+                "unknown_item": r["unknown_item"],
+            }
+            for p, r in zip(preds, records, strict=True)
+        ]
 
     def rank(self, req: RankRequest, now: dt.datetime | None = None) -> dict[str, Any]:
         """One user, N candidates: one user lookup, cached items, one forward pass."""
@@ -83,16 +101,23 @@ class PredictionService:
         t = event_time(req.ts, now)
         user = self._users({req.user_id})[req.user_id]
         items = self.features.items(req.items)
-        rows = [self._row(req.user_id, i, req.position, req.device, t, user, it) for i, it in zip(req.items, items, strict=True)]
-        records = [self._record(now, model, req.user_id, i, req.position, req.device, t, user is None, it is None)
-                   for i, it in zip(req.items, items, strict=True)]
+        rows = [
+            self._row(req.user_id, i, req.position, req.device, t, user, it)
+            for i, it in zip(req.items, items, strict=True)
+        ]
+        records = [
+            self._record(now, model, req.user_id, i, req.position, req.device, t, user is None, it is None)
+            for i, it in zip(req.items, items, strict=True)
+        ]
         preds = self._score(model, rows, records)
         return {
             "model_version": model.version,
             "user_id": req.user_id,
             "unknown_user": user is None,
-            "predictions": [{"item_id": i, **p, "unknown_item": it is None}
-                            for i, p, it in zip(req.items, preds, items, strict=True)],
+            "predictions": [
+                {"item_id": i, **p, "unknown_item": it is None}
+                for i, p, it in zip(req.items, preds, items, strict=True)
+            ],
         }
 
     # --- pieces -------------------------------------------------------------------------------
@@ -102,7 +127,13 @@ class PredictionService:
 
     @staticmethod
     def _row(user_id, item_id, position, device, t: dt.datetime, user: Row | None, item: Row | None) -> Row:
-        row: Row = {"user_id": user_id, "item_id": item_id, "position": position, "device": device, "hour": t.hour}
+        row: Row = {
+            "user_id": user_id,
+            "item_id": item_id,
+            "position": position,
+            "device": device,
+            "hour": t.hour,
+        }
         if user:
             row.update(user)
         if item:
@@ -110,12 +141,24 @@ class PredictionService:
         return row
 
     @staticmethod
-    def _record(now, model, user_id, item_id, position, device, t, unknown_user, unknown_item) -> dict[str, Any]:
-        return {"ts": _iso(now), "model_version": model.version, "user_id": user_id, "item_id": item_id,
-                "position": position, "device": device, "hour": t.hour,
-                "unknown_user": unknown_user, "unknown_item": unknown_item}
+    def _record(
+        now, model, user_id, item_id, position, device, t, unknown_user, unknown_item
+    ) -> dict[str, Any]:
+        return {
+            "ts": _iso(now),
+            "model_version": model.version,
+            "user_id": user_id,
+            "item_id": item_id,
+            "position": position,
+            "device": device,
+            "hour": t.hour,
+            "unknown_user": unknown_user,
+            "unknown_item": unknown_item,
+        }
 
-    def _score(self, model: ServingModel, rows: list[Row], records: list[dict[str, Any]]) -> list[dict[str, float]]:
+    def _score(
+        self, model: ServingModel, rows: list[Row], records: list[dict[str, Any]]
+    ) -> list[dict[str, float]]:
         pred = model.score_rows(rows)
         cols = [pred[k].tolist() for k in SCORE_KEYS]
         out = [dict(zip(SCORE_KEYS, vals, strict=True)) for vals in zip(*cols, strict=True)]

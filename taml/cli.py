@@ -17,7 +17,17 @@ from taml.errors import TamlError
 
 #: Modules under taml/commands, in the order `taml --help` lists them.
 COMMANDS = (
-    "simulate", "ingest", "validate", "features", "run", "kfp_cmds", "registry_cmds", "drift", "serve", "bench", "config_cmd",
+    "simulate",
+    "ingest",
+    "validate",
+    "features",
+    "run",
+    "kfp_cmds",
+    "registry_cmds",
+    "drift",
+    "serve",
+    "bench",
+    "config_cmd",
 )
 
 

@@ -153,16 +153,24 @@ class IngestConfig(Section):
     )
     stats_window_days: int = Field(7, gt=0, description="Trailing window of the user and item stats.")
     stats_prior_impressions: float = Field(
-        100.0, ge=0, description="Smoothed CTR: pseudo-impressions at the window's global CTR added to each entity."
+        100.0,
+        ge=0,
+        description="Smoothed CTR: pseudo-impressions at the window's global CTR added to each entity.",
     )
     stats_prior_clicks: float = Field(
         50.0, ge=0, description="Smoothed CVR: pseudo-clicks at the window's global CVR added to each entity."
     )
-    shards: int = Field(16, gt=0, description="Hash shards of impression_id for the join (its unit of parallelism).")
+    shards: int = Field(
+        16, gt=0, description="Hash shards of impression_id for the join (its unit of parallelism)."
+    )
     stats_shards: int = Field(8, gt=0, description="Hash shards of user/item ids for the stats aggregation.")
-    max_line_bytes: int = Field(1_048_576, gt=0, description="Longer raw lines are dead-lettered as line_too_long.")
+    max_line_bytes: int = Field(
+        1_048_576, gt=0, description="Longer raw lines are dead-lettered as line_too_long."
+    )
     block_bytes: int = Field(
-        8_388_608, gt=0, description="Decompressed bytes parsed per bulk JSON call (memory per worker ~ a few x this)."
+        8_388_608,
+        gt=0,
+        description="Decompressed bytes parsed per bulk JSON call (memory per worker ~ a few x this).",
     )
 
 
@@ -174,14 +182,26 @@ class PipelineConfig(Section):
         "us-docker.pkg.dev/YOUR_PROJECT/taml/taml-pipeline:0.1.0",
         description="Container image every component runs in (Dockerfile; see docs/PIPELINE.md).",
     )
-    schedule_lag_days: int = Field(2, ge=1, description="A scheduled run's date D = schedule time minus this (labels of D need D+1).")
-    cold_start_days: int = Field(3, gt=0, description="Days before D a cold start trains on (no production model).")
-    min_train_days: int = Field(1, gt=0, description="Fewest days with a feature table needed to train at all.")
-    max_warm_days: int = Field(7, gt=0, description="At most this many days after production's trained-through date.")
-    beam_options: list[str] = Field(default_factory=list, description="Extra Beam options the ingest task passes.")
+    schedule_lag_days: int = Field(
+        2, ge=1, description="A scheduled run's date D = schedule time minus this (labels of D need D+1)."
+    )
+    cold_start_days: int = Field(
+        3, gt=0, description="Days before D a cold start trains on (no production model)."
+    )
+    min_train_days: int = Field(
+        1, gt=0, description="Fewest days with a feature table needed to train at all."
+    )
+    max_warm_days: int = Field(
+        7, gt=0, description="At most this many days after production's trained-through date."
+    )
+    beam_options: list[str] = Field(
+        default_factory=list, description="Extra Beam options the ingest task passes."
+    )
     train_cpu: str = Field("4", description="CPU request/limit of the train task on a cluster.")
     train_memory: str = Field("16G", description="Memory limit of the train task on a cluster.")
-    train_accelerator: str = Field("nvidia.com/gpu", description="Accelerator type of the train task (Vertex: e.g. NVIDIA_L4).")
+    train_accelerator: str = Field(
+        "nvidia.com/gpu", description="Accelerator type of the train task (Vertex: e.g. NVIDIA_L4)."
+    )
     train_accelerator_count: int = Field(1, ge=0, description="Accelerators of the train task (0: none).")
 
 
@@ -196,14 +216,22 @@ class GateRules(Section):
         default_factory=lambda: {"ctr_auc": 0.005, "cvr_auc": 0.01, "ctcvr_auc": 0.01},
         description="Largest drop allowed against production on the same day, per metric.",
     )
-    calibration_min: float | None = Field(0.8, description="Lowest mean prediction / observed rate, per task.")
-    calibration_max: float | None = Field(1.25, description="Highest mean prediction / observed rate, per task.")
+    calibration_min: float | None = Field(
+        0.8, description="Lowest mean prediction / observed rate, per task."
+    )
+    calibration_max: float | None = Field(
+        1.25, description="Highest mean prediction / observed rate, per task."
+    )
     max_nan_predictions: int | None = Field(0, ge=0, description="NaN or infinite predictions allowed.")
     max_ctcvr_above_ctr_share: float | None = Field(
         0.0, ge=0, description="Share of rows allowed with pCTCVR > pCTR (it is a product: should be 0)."
     )
-    min_clicks: int | None = Field(100, ge=0, description="Fewest clicks on the evaluation day for a verdict.")
-    min_conversions: int | None = Field(20, ge=0, description="Fewest conversions on the evaluation day for a verdict.")
+    min_clicks: int | None = Field(
+        100, ge=0, description="Fewest clicks on the evaluation day for a verdict."
+    )
+    min_conversions: int | None = Field(
+        20, ge=0, description="Fewest conversions on the evaluation day for a verdict."
+    )
 
 
 class EvaluateConfig(Section):
@@ -214,8 +242,12 @@ class ValidateBounds(Section):
     """Bounds on the day's aggregate figures; one instance per suite (critical stops, warning reports)."""
 
     min_rows: int = Field(1, ge=0, description="Fewest curated samples the day may have.")
-    volume_min_ratio: float = Field(0.5, ge=0, description="Lowest samples / trailing median of earlier days.")
-    volume_max_ratio: float = Field(2.0, ge=0, description="Highest samples / trailing median of earlier days.")
+    volume_min_ratio: float = Field(
+        0.5, ge=0, description="Lowest samples / trailing median of earlier days."
+    )
+    volume_max_ratio: float = Field(
+        2.0, ge=0, description="Highest samples / trailing median of earlier days."
+    )
     ctr_min: float = Field(0.005, ge=0, le=1, description="Lowest base CTR (clicks / impressions).")
     ctr_max: float = Field(0.2, ge=0, le=1, description="Highest base CTR.")
     cvr_min: float = Field(0.001, ge=0, le=1, description="Lowest base CVR (conversions / clicks).")
@@ -243,13 +275,16 @@ class ValidateConfig(Section):
         default_factory=ValidateBounds, description="Bounds of the critical suite: a miss stops the run."
     )
     warning: ValidateBounds = Field(
-        default_factory=_warning_bounds, description="Softer bounds of the warning suite: a miss is only reported."
+        default_factory=_warning_bounds,
+        description="Softer bounds of the warning suite: a miss is only reported.",
     )
     volume_lookback_days: int = Field(
         7, gt=0, description="Earlier days whose median sample count the day's volume is compared with."
     )
     volume_min_history: int = Field(
-        3, ge=1, description="Fewer earlier days with a manifest than this: the volume check is skipped (reported)."
+        3,
+        ge=1,
+        description="Fewer earlier days with a manifest than this: the volume check is skipped (reported).",
     )
     require_next_day_labels: bool = Field(
         True, description="Fail unless the manifest shows clicks and conversions of dt=D+1 were read."
@@ -261,7 +296,9 @@ class ValidateConfig(Section):
 
 class FeaturesConfig(Section):
     project: str = Field("taml", description="Feast project name (prefix of the online tables).")
-    feature_service: str = Field("taml_v1", description="Feature service the training table and serving read.")
+    feature_service: str = Field(
+        "taml_v1", description="Feature service the training table and serving read."
+    )
     stats_ttl_hours: int = Field(
         24,
         gt=0,
@@ -276,7 +313,9 @@ class FeaturesConfig(Section):
         20_000, gt=0, description="Rows per online-store write during materialization."
     )
     online_check_sample: int = Field(
-        100, gt=0, description="Non-SQLite online stores: keys read back after materializing to check the write."
+        100,
+        gt=0,
+        description="Non-SQLite online stores: keys read back after materializing to check the write.",
     )
     direct_io: bool = Field(
         True,
@@ -300,9 +339,12 @@ class FeaturesConfig(Section):
     bigquery_dataset: str = Field(
         "", description="bigquery: project.dataset holding the external tables over the curated parquet."
     )
-    redis_connection_string: str = Field("", description="redis: host:port[,password=...] of the online store.")
+    redis_connection_string: str = Field(
+        "", description="redis: host:port[,password=...] of the online store."
+    )
     registry_path: str = Field(
-        "", description="Feast registry file; empty: {data_root}/feature_store/registry.db (a gs:// URI works)."
+        "",
+        description="Feast registry file; empty: {data_root}/feature_store/registry.db (a gs:// URI works).",
     )
 
 
@@ -325,7 +367,9 @@ DriftMethod = Literal["jensenshannon", "psi", "wasserstein", "hellinger", "kl_di
 class MonitorConfig(Section):
     """Step 7: the daily drift and calibration report (monitoring/, docs/MONITORING.md)."""
 
-    reference_days: int = Field(7, gt=0, description="Days before D whose predictions form the reference window.")
+    reference_days: int = Field(
+        7, gt=0, description="Days before D whose predictions form the reference window."
+    )
     max_rows: int = Field(
         250_000, gt=0, description="Current day and reference window are each sampled down to this many rows."
     )
@@ -344,9 +388,15 @@ class MonitorConfig(Section):
     cat_drift_method: DriftMethod = Field(
         "jensenshannon", description="Evidently drift method of categorical and bucketized inputs."
     )
-    cat_drift_threshold: float = Field(0.1, gt=0, description="A categorical input drifts at this score or above.")
-    num_drift_method: DriftMethod = Field("wasserstein", description="Evidently drift method of numerical inputs.")
-    num_drift_threshold: float = Field(0.1, gt=0, description="A numerical input drifts at this score or above.")
+    cat_drift_threshold: float = Field(
+        0.1, gt=0, description="A categorical input drifts at this score or above."
+    )
+    num_drift_method: DriftMethod = Field(
+        "wasserstein", description="Evidently drift method of numerical inputs."
+    )
+    num_drift_threshold: float = Field(
+        0.1, gt=0, description="A numerical input drifts at this score or above."
+    )
     unseen_share: dict[str, MonitorBounds] = Field(
         default_factory=lambda: {"item_id": MonitorBounds(warn_max=0.15, alert_max=0.3)},
         description="Per id column: share of day D's rows with an id absent from the reference window.",
@@ -355,7 +405,9 @@ class MonitorConfig(Section):
         default_factory=lambda: MonitorBounds(warn_max=0.1, alert_max=0.25),
         description="Share of drifted input columns.",
     )
-    prediction_drift_method: DriftMethod = Field("psi", description="Evidently drift method of p_ctr, p_cvr, p_ctcvr.")
+    prediction_drift_method: DriftMethod = Field(
+        "psi", description="Evidently drift method of p_ctr, p_cvr, p_ctcvr."
+    )
     prediction_drift: MonitorBounds = Field(
         default_factory=lambda: MonitorBounds(warn_max=0.1, alert_max=0.25),
         description="Drift score of each prediction column (PSI: 0.1 moderate, 0.25 large).",
@@ -372,7 +424,9 @@ class MonitorConfig(Section):
         default_factory=lambda: {"ctr": 0.02, "cvr": 0.06, "ctcvr": 0.006},
         description="Expected calibration error above which a task alerts.",
     )
-    reliability_bins: int = Field(10, ge=2, description="Equal-width bins of ECE and of the reliability table.")
+    reliability_bins: int = Field(
+        10, ge=2, description="Equal-width bins of ECE and of the reliability table."
+    )
     auc_warn_min: dict[str, float] = Field(
         default_factory=lambda: {"ctr": 0.65, "cvr": 0.6, "ctcvr": 0.65},
         description="AUC per task below which it warns.",
@@ -402,7 +456,8 @@ class MonitorConfig(Section):
         "warn", description="Status floor of a day with no reference predictions (drift not checked)."
     )
     serving_log_dir: str = Field(
-        "", description="Serving prediction log of day D, {date} filled in (empty: {artifact_root}/serving_log/dt={date})."
+        "",
+        description="Serving prediction log of day D, {date} filled in (empty: {artifact_root}/serving_log/dt={date}).",
     )
     serving_skew: MonitorBounds = Field(
         default_factory=lambda: MonitorBounds(warn_min=0.9, warn_max=1.11),
@@ -415,7 +470,9 @@ class MonitorConfig(Section):
 
 
 class ServingConfig(Section):
-    port: int = Field(8080, ge=1, le=65535, description="HTTP port (--port, then AIP_HTTP_PORT, win when set).")
+    port: int = Field(
+        8080, ge=1, le=65535, description="HTTP port (--port, then AIP_HTTP_PORT, win when set)."
+    )
     host: str = Field("0.0.0.0", description="Interface to listen on.")
     poll_interval_s: float = Field(
         30.0, gt=0, description="Seconds between reads of the production alias (hot swap)."
@@ -427,7 +484,9 @@ class ServingConfig(Section):
     max_rank_items: int = Field(500, ge=1, description="Most candidate items in one rank request.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (bytes).")
     item_cache_size: int = Field(
-        200_000, ge=0, description="Item feature rows kept in memory (0: no cache, every request reads items)."
+        200_000,
+        ge=0,
+        description="Item feature rows kept in memory (0: no cache, every request reads items).",
     )
     log_enabled: bool = Field(True, description="Append every prediction to the serving log.")
     log_dir: str = Field(

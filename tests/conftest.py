@@ -56,8 +56,15 @@ def _honour_generation_preconditions() -> None:
                 current = "0"
             if str(current) != str(wanted[0]):
                 response.status = HTTPStatus.PRECONDITION_FAILED
-                response.json({"error": {"code": 412, "message": "conditionNotMet", "errors": [
-                    {"reason": "conditionNotMet", "message": "Precondition Failed"}]}})
+                response.json(
+                    {
+                        "error": {
+                            "code": 412,
+                            "message": "conditionNotMet",
+                            "errors": [{"reason": "conditionNotMet", "message": "Precondition Failed"}],
+                        }
+                    }
+                )
                 return None
             return original(request, response, store, *args, **kwargs)
 

@@ -121,7 +121,11 @@ def materialize(config: Config, day: dt.date | str, data_root: str, store=None) 
 
 
 def _materialize_direct(
-    config: Config, day: dt.date, data_root: str, infos: dict[str, S.SourceInfo], duck: duckdb.DuckDBPyConnection
+    config: Config,
+    day: dt.date,
+    data_root: str,
+    infos: dict[str, S.SourceInfo],
+    duck: duckdb.DuckDBPyConnection,
 ) -> dict[str, int]:
     d = definitions()
     written: dict[str, int] = {}
@@ -130,8 +134,16 @@ def _materialize_direct(
         entity, kind = d.VIEWS[view]
         expected = _expected_keys(info, w, duck)
         done = D.materialize_view(
-            online_db_path(data_root), f"{config.features.project}_{view}", view, info.key, info.files, info.columns,
-            d.feature_dtypes(entity, kind), w.start, w.end, incremental=config.features.incremental_materialize,
+            online_db_path(data_root),
+            f"{config.features.project}_{view}",
+            view,
+            info.key,
+            info.files,
+            info.columns,
+            d.feature_dtypes(entity, kind),
+            w.start,
+            w.end,
+            incremental=config.features.incremental_materialize,
             duck=duck,
         )
         try:
@@ -139,8 +151,16 @@ def _materialize_direct(
         except FeatureStoreError:
             D.forget(online_db_path(data_root), view)  # the next run writes the whole window again
             raise
-        log.info("materialized %s: %d entities in [%s, %s] (%s; %d written from %s)", view, written[view], w.start,
-                 w.end, "incremental" if done.incremental else "full", done.rows, done.start)
+        log.info(
+            "materialized %s: %d entities in [%s, %s] (%s; %d written from %s)",
+            view,
+            written[view],
+            w.start,
+            w.end,
+            "incremental" if done.incremental else "full",
+            done.rows,
+            done.start,
+        )
     return written
 
 
@@ -243,14 +263,18 @@ def point_in_time(config: Config, store, samples: pd.DataFrame, data_root: str |
         {"impression_id": ids.to_numpy(), "user_id": user_id, "item_id": item_id, "event_timestamp": ts}
     )
     service = store.get_feature_service(config.features.feature_service)
-    joined = store.get_historical_features(entity_df=entity_df, features=service, full_feature_names=False).to_df()
+    joined = store.get_historical_features(
+        entity_df=entity_df, features=service, full_feature_names=False
+    ).to_df()
     feature_cols = [c for c in joined.columns if c not in entity_df.columns]
     if len(joined) != len(samples) or joined["impression_id"].duplicated().any():
         raise TrainingTableError(
             f"point-in-time join returned {len(joined)} rows ({int(joined['impression_id'].duplicated().sum())} "
             f"duplicate impression ids) for {len(samples)} samples"
         )
-    out = samples.merge(joined[["impression_id", *feature_cols]], on="impression_id", how="left", validate="1:1")
+    out = samples.merge(
+        joined[["impression_id", *feature_cols]], on="impression_id", how="left", validate="1:1"
+    )
     out = out.set_index(samples.index) if len(out) == len(samples) else out
     if len(out) != len(samples):
         raise TrainingTableError(f"table has {len(out)} rows for {len(samples)} samples")
@@ -266,7 +290,9 @@ def join_views(config: Config, data_root: str) -> list[D.JoinView]:
         S.check_sources(data_root)  # raises, naming the view and glob
     ttl = dt.timedelta(hours=config.features.stats_ttl_hours)
     return [
-        D.JoinView(v, infos[v].key, infos[v].files, infos[v].columns, ttl if kind == "stats" else dt.timedelta(0))
+        D.JoinView(
+            v, infos[v].key, infos[v].files, infos[v].columns, ttl if kind == "stats" else dt.timedelta(0)
+        )
         for v, (_, kind) in d.VIEWS.items()
     ]
 
@@ -274,9 +300,14 @@ def join_views(config: Config, data_root: str) -> list[D.JoinView]:
 def _point_in_time_direct(config, data_root, samples, user_id, item_id, ts) -> pd.DataFrame:
     features = D.point_in_time(D.entity_table(user_id, item_id, ts), join_views(config, data_root))
     if features.num_rows != len(samples):
-        raise TrainingTableError(f"point-in-time join returned {features.num_rows} rows for {len(samples)} samples")
+        raise TrainingTableError(
+            f"point-in-time join returned {features.num_rows} rows for {len(samples)} samples"
+        )
     mapper = {pa.int64(): pd.Int64Dtype()}.get
-    cols = {c: features.column(c).to_pandas(types_mapper=mapper).set_axis(samples.index) for c in features.column_names}
+    cols = {
+        c: features.column(c).to_pandas(types_mapper=mapper).set_axis(samples.index)
+        for c in features.column_names
+    }
     out = pd.concat([samples, pd.DataFrame(cols, index=samples.index)], axis=1)
     return _typed(out, list(features.column_names))
 
@@ -358,7 +389,10 @@ def build_features(config: Config, date: dt.date | str, data_root: str | None = 
         windows={v: (w.start.isoformat(), w.end.isoformat()) for v, w in windows(config, day).items()},
         online_rows=online,
         null_share={c: round(float(df[c].isna().mean()), 6) for c in feature_cols},
-        seconds={k: round(t[k] - t[p], 3) for p, k in zip(["start", "apply", "materialize"], ["apply", "materialize", "table"], strict=True)},
+        seconds={
+            k: round(t[k] - t[p], 3)
+            for p, k in zip(["start", "apply", "materialize"], ["apply", "materialize", "table"], strict=True)
+        },
     )
 
 

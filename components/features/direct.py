@@ -107,7 +107,9 @@ def _encode_column(col: pa.ChunkedArray | pa.Array, dtype: str) -> tuple[list[by
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     valid = None if col.null_count == 0 else ~np.asarray(col.is_null())
     kind = "Float64" if dtype in ("Float64", "Float32") else "Int64"
-    values = col.fill_null(0).to_numpy(zero_copy_only=False).astype("float64" if kind == "Float64" else "int64")
+    values = (
+        col.fill_null(0).to_numpy(zero_copy_only=False).astype("float64" if kind == "Float64" else "int64")
+    )
     uniq, inverse = np.unique(values, return_inverse=True)
     if kind == "Float64":
         enc = [encode_double(float(x)) for x in uniq]
@@ -126,7 +128,9 @@ def _encode_column(col: pa.ChunkedArray | pa.Array, dtype: str) -> tuple[list[by
 def event_ts(us: np.ndarray) -> list[int]:
     """Feast's stored event_ts: ``int(naive_utc_datetime.timestamp())`` (its sqlite3 adapter)."""
     uniq, inverse = np.unique(us, return_inverse=True)
-    conv = np.array([int((_EPOCH_NAIVE + dt.timedelta(microseconds=int(u))).timestamp()) for u in uniq], dtype=np.int64)
+    conv = np.array(
+        [int((_EPOCH_NAIVE + dt.timedelta(microseconds=int(u))).timestamp()) for u in uniq], dtype=np.int64
+    )
     return conv[inverse].tolist()
 
 
@@ -230,8 +234,14 @@ def _guard(con: sqlite3.Connection, table: str) -> tuple[int, int]:
 
 
 def incremental_start(
-    state: MaterializationState, duck: duckdb.DuckDBPyConnection, view: str, table: str,
-    files: Sequence[str], fingerprint: dict, start: dt.datetime, end: dt.datetime,
+    state: MaterializationState,
+    duck: duckdb.DuckDBPyConnection,
+    view: str,
+    table: str,
+    files: Sequence[str],
+    fingerprint: dict,
+    start: dt.datetime,
+    end: dt.datetime,
 ) -> dt.datetime | None:
     """The first instant still to write, when an incremental write is exact; None otherwise."""
     prev = state.get(view)
@@ -244,15 +254,25 @@ def incremental_start(
         return None
     new = [f for f in files if f not in p_files]
     if new:
-        first = duck.execute(f"SELECT min(epoch_us(event_timestamp)) FROM read_parquet({sql_list(new)})").fetchall()[0][0]
+        first = duck.execute(
+            f"SELECT min(epoch_us(event_timestamp)) FROM read_parquet({sql_list(new)})"
+        ).fetchall()[0][0]
         if first is not None and first <= p_end:
             return None
     return max(start, _from_us(p_end + 1))
 
 
 def materialize_view(
-    db_path: str, table: str, view: str, key: str, files: Sequence[str], columns: dict[str, str],
-    dtypes: dict[str, str], start: dt.datetime, end: dt.datetime, incremental: bool = True,
+    db_path: str,
+    table: str,
+    view: str,
+    key: str,
+    files: Sequence[str],
+    columns: dict[str, str],
+    dtypes: dict[str, str],
+    start: dt.datetime,
+    end: dt.datetime,
+    incremental: bool = True,
     duck: duckdb.DuckDBPyConnection | None = None,
 ) -> ViewWrite:
     """Write the latest row per key stamped in [start, end] (inclusive, as Feast) into ``table``.
@@ -269,7 +289,11 @@ def materialize_view(
         con.execute("BEGIN IMMEDIATE")
         create_table(con, table)
         state = MaterializationState(con)
-        read_from = incremental_start(state, duck, view, table, files, fingerprint, start, end) if incremental else None
+        read_from = (
+            incremental_start(state, duck, view, table, files, fingerprint, start, end)
+            if incremental
+            else None
+        )
         is_incremental = read_from is not None
         read_from = read_from or start
         rows = 0
@@ -350,5 +374,10 @@ def point_in_time(entities: pa.Table, views: Sequence[JoinView]) -> pa.Table:
 
 
 def entity_table(user_id: np.ndarray, item_id: np.ndarray, ts: pd.Series) -> pa.Table:
-    return pa.table({"user_id": pa.array(user_id, pa.int64()), "item_id": pa.array(item_id, pa.int64()),
-                     "event_timestamp": pa.Array.from_pandas(ts)})
+    return pa.table(
+        {
+            "user_id": pa.array(user_id, pa.int64()),
+            "item_id": pa.array(item_id, pa.int64()),
+            "event_timestamp": pa.Array.from_pandas(ts),
+        }
+    )

@@ -53,7 +53,8 @@ class OnlineFeatureReader:
         self._user_prefix = entity_key_prefix("user_id")
         self._item_prefix = entity_key_prefix("item_id")
         self._user_sql = " UNION ALL ".join(
-            f"SELECT feature_name, value FROM {self._tables[v]} WHERE entity_key = ?1" for v in self._user_views
+            f"SELECT feature_name, value FROM {self._tables[v]} WHERE entity_key = ?1"
+            for v in self._user_views
         )
         self._item_sql_cache: dict[int, str] = {}
         self._decoded: dict[bytes, Any] = {}
@@ -93,7 +94,9 @@ class OnlineFeatureReader:
         con = self._con()
         try:
             user_rows = con.execute(self._user_sql, (self._user_prefix + pack(int(user_id)),)).fetchall()
-            item_rows = con.execute(self._item_sql(len(unique_keys)), unique_keys).fetchall() if unique_keys else []
+            item_rows = (
+                con.execute(self._item_sql(len(unique_keys)), unique_keys).fetchall() if unique_keys else []
+            )
         except sqlite3.OperationalError as e:
             raise FeatureStoreError(f"online store not materialized ({e}): run `taml features build`") from e
         cache = self._decoded

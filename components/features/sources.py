@@ -36,7 +36,14 @@ def source_infos(data_root: str) -> list[SourceInfo]:
     for view, (entity, kind) in d.VIEWS.items():
         pattern = d.source_glob(data_root, entity, kind)
         out.append(
-            SourceInfo(view, entity, f"{entity}_id", pattern, sorted(globlib.glob(pattern)), d.feature_columns(entity, kind))
+            SourceInfo(
+                view,
+                entity,
+                f"{entity}_id",
+                pattern,
+                sorted(globlib.glob(pattern)),
+                d.feature_columns(entity, kind),
+            )
         )
     return out
 

@@ -38,8 +38,15 @@ ONLINE_FILE = "online_store.db"
 APPLIED_FILE = "applied.json"
 #: ``features.*`` settings the applied objects or the RepoConfig are built from (a change re-applies).
 APPLY_SETTINGS = (
-    "project", "feature_service", "stats_ttl_hours", "online_write_batch_size", "offline_store", "online_store",
-    "bigquery_dataset", "redis_connection_string", "registry_path",
+    "project",
+    "feature_service",
+    "stats_ttl_hours",
+    "online_write_batch_size",
+    "offline_store",
+    "online_store",
+    "bigquery_dataset",
+    "redis_connection_string",
+    "registry_path",
 )
 _MODULE = "taml_feature_definitions"
 
@@ -148,8 +155,11 @@ def ensure_applied(config: Config, data_root: str) -> bool:
     (SQLite) every view's online table still exist. Skipping saves importing Feast (~18 s here).
     """
     if _applied_current(config, data_root):
-        log.info("Feast repo %s already applied to %s (definitions unchanged)", config.features.project,
-                 store_dir(data_root))
+        log.info(
+            "Feast repo %s already applied to %s (definitions unchanged)",
+            config.features.project,
+            store_dir(data_root),
+        )
         return False
     apply(config, data_root)
     return True

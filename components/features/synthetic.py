@@ -121,7 +121,9 @@ def make_profiles(
 def compute_stats(window: pd.DataFrame, entity: str, stamp: pd.Timestamp) -> pd.DataFrame:
     """Trailing-window sums and Beta-smoothed rates (the ingest step's formula)."""
     key = f"{entity}_id"
-    g = window.groupby(key).agg(impressions=("click", "size"), clicks=("click", "sum"), conversions=("conversion", "sum"))
+    g = window.groupby(key).agg(
+        impressions=("click", "size"), clicks=("click", "sum"), conversions=("conversion", "sum")
+    )
     g = g.reset_index()
     imp, clk, cnv = (int(g[c].sum()) for c in ("impressions", "clicks", "conversions"))
     ctr0, cvr0 = (clk / imp if imp else 0.0), (cnv / clk if clk else 0.0)
@@ -139,7 +141,12 @@ def manifest(day: dt.date, samples: int, users: int, items: int, dead_letters: i
     this, nxt = L.partition(day), L.partition(day + dt.timedelta(days=1))
 
     def part(n: int, dead: int = 0) -> dict:
-        return {"read": n + dead, "accepted": n, "other_day": 0, "dead_letter": {"malformed_json": dead} if dead else {}}
+        return {
+            "read": n + dead,
+            "accepted": n,
+            "other_day": 0,
+            "dead_letter": {"malformed_json": dead} if dead else {},
+        }
 
     return {
         "date": day.isoformat(),
@@ -177,5 +184,7 @@ def write_history(
             window = pd.concat([out[d] for d in out if (day - d).days < STATS_WINDOW_DAYS])
             stats = compute_stats(window, entity, day_start(day + dt.timedelta(days=1)))
             write_parquet(stats_table(stats, entity), L.stats_dir(data_root, entity, day))
-        storage.write_json(L.manifest_path(data_root, day), manifest(day, len(samples), counts["user"], counts["item"]))
+        storage.write_json(
+            L.manifest_path(data_root, day), manifest(day, len(samples), counts["user"], counts["item"])
+        )
     return out

@@ -37,8 +37,16 @@ def markdown(result: ValidationResult) -> str:
         f"{len(result.failed_warnings)} warning(s); {result.seconds:.2f} s.",
         "",
     ]
-    for title, outcomes in (("Critical suite (stops the run)", result.critical), ("Warning suite", result.warnings)):
-        lines += [f"## {title}", "", "| check | result | observed | expected | meaning |", "|---|---|---|---|---|"]
+    for title, outcomes in (
+        ("Critical suite (stops the run)", result.critical),
+        ("Warning suite", result.warnings),
+    ):
+        lines += [
+            f"## {title}",
+            "",
+            "| check | result | observed | expected | meaning |",
+            "|---|---|---|---|---|",
+        ]
         for o in outcomes:
             lines.append(
                 f"| `{o.name}` | {_verdict(o)} | {_cell(o.observed)}{_err(o)} | {_cell(o.expected)} | {o.description} |"
@@ -63,8 +71,10 @@ def render_html(result: ValidationResult) -> str:
         ("Critical suite (stops the run)", result.critical, "fail"),
         ("Warning suite (reported only)", result.warnings, "warn"),
     ):
-        parts.append(f"<h2>{title}</h2><table><tr><th>check</th><th>result</th><th>observed</th>"
-                     "<th>expected</th><th>meaning</th><th>expectation</th></tr>")
+        parts.append(
+            f"<h2>{title}</h2><table><tr><th>check</th><th>result</th><th>observed</th>"
+            "<th>expected</th><th>meaning</th><th>expectation</th></tr>"
+        )
         for o in sorted(outcomes, key=lambda o: o.success):
             parts.append(
                 f"<tr class='{'' if o.success else bad}'><td><code>{html.escape(o.name)}</code></td>"
@@ -74,7 +84,9 @@ def render_html(result: ValidationResult) -> str:
             )
         parts.append("</table>")
     if result.skipped:
-        parts.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in result.skipped) + "</ul>")
+        parts.append(
+            "<h2>Skipped</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in result.skipped) + "</ul>"
+        )
     parts.append("</body></html>\n")
     return "".join(parts)
 

@@ -192,7 +192,8 @@ def _run_gx(suites: dict[str, list[Check]], frames: dict[str, pd.DataFrame]) -> 
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas("taml")
     batch_defs = {
-        name: source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole") for name in frames
+        name: source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole")
+        for name in frames
     }
     out: dict[str, list[Outcome]] = {}
     for suite_name, checks in suites.items():
@@ -230,7 +231,11 @@ def _outcome(suite: str, check: Check, d: dict[str, Any], frame: pd.DataFrame) -
     result = d.get("result") or {}
     exc = d.get("exception_info") or {}
     error = None
-    missing = [c for c in (kwargs.get("column"), kwargs.get("column_A"), kwargs.get("column_B")) if c and c not in frame]
+    missing = [
+        c
+        for c in (kwargs.get("column"), kwargs.get("column_A"), kwargs.get("column_B"))
+        if c and c not in frame
+    ]
     if missing:
         error = f"column {missing[0]!r} is missing"
     elif exc.get("raised_exception"):
@@ -264,7 +269,9 @@ def _outcome(suite: str, check: Check, d: dict[str, Any], frame: pd.DataFrame) -
 
 
 def _missing(name: str, description: str, where: str) -> Outcome:
-    return Outcome(CRITICAL, name, "input_present", description, False, f"missing: {where}", {"present": True})
+    return Outcome(
+        CRITICAL, name, "input_present", description, False, f"missing: {where}", {"present": True}
+    )
 
 
 def _jsonable(v: Any) -> Any:

@@ -111,7 +111,9 @@ def _sample_checks(day: dt.date) -> list[Check]:
         Check(
             "domain.position",
             SAMPLES,
-            gxe.ExpectColumnValuesToBeBetween(column="position", min_value=L.POSITION_MIN, max_value=L.POSITION_MAX),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="position", min_value=L.POSITION_MIN, max_value=L.POSITION_MAX
+            ),
             f"position in {L.POSITION_MIN}..{L.POSITION_MAX}",
         ),
         Check(
@@ -141,7 +143,9 @@ def _sample_checks(day: dt.date) -> list[Check]:
         Check(
             "domain.conversion_implies_click",
             SAMPLES,
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="click", column_B="conversion", or_equal=True),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="click", column_B="conversion", or_equal=True
+            ),
             "conversion = 1 implies click = 1",
         ),
         Check(

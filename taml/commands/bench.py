@@ -26,8 +26,14 @@ BENCHMARKS = {
     "serving": "serving_latency.py",
 }
 #: the option each script takes for its JSON result when `all` runs it (None: prints only).
-OUT_FLAG = {"simulate": "--out", "model-speed": "--json", "features": "--out", "serving": "--json",
-            "ingest": None, "monitor": None}
+OUT_FLAG = {
+    "simulate": "--out",
+    "model-speed": "--json",
+    "features": "--out",
+    "serving": "--json",
+    "ingest": None,
+    "monitor": None,
+}
 #: run only by name (they need a data root and minutes of training): `taml bench model --help`.
 ON_DEMAND = {
     "model": "model_compare.py",
@@ -39,8 +45,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("name", choices=[*BENCHMARKS, *ON_DEMAND, "all"], help="which benchmark")
     p.add_argument("args", nargs=argparse.REMAINDER, help="options passed to the benchmark script")
     p.add_argument("--out-dir", default="bench-out", help="folder for the JSON results of `all`")
-    p.set_defaults(handler=run, overrides=[], config=[], profile=None, data_root=None, artifact_root=None,
-                   verbose=False)
+    p.set_defaults(
+        handler=run, overrides=[], config=[], profile=None, data_root=None, artifact_root=None, verbose=False
+    )
 
 
 def run(args: argparse.Namespace, config: Config) -> int:

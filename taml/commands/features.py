@@ -13,7 +13,9 @@ from taml.errors import UsageError
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("features", help="feature store: build a day, apply, look features up")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    b = actions.add_parser("build", parents=[parent], help="apply, materialize the window ending with D, write D's table")
+    b = actions.add_parser(
+        "build", parents=[parent], help="apply, materialize the window ending with D, write D's table"
+    )
     b.add_argument("--date", required=True, type=date_arg, help="the impression day D (YYYY-MM-DD)")
     a = actions.add_parser("apply", parents=[parent], help="register the Feast objects for the data root")
     o = actions.add_parser("online", parents=[parent], help="online features of one user and some items")
@@ -63,7 +65,9 @@ def _table(rows: list[dict]) -> str:
     if not rows:
         return "(no items)"
     keys = list(rows[0])
-    cells = [[k, *("" if r[k] is None else f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for r in rows)]
-             for k in keys]
+    cells = [
+        [k, *("" if r[k] is None else f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for r in rows)]
+        for k in keys
+    ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
     return "\n".join("  ".join(c[i].ljust(widths[i]) for i in range(len(c))) for c in cells)

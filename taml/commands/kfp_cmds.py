@@ -21,13 +21,19 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
     s = sub.add_parser("submit", parents=[parent], help="submit one run to a Kubeflow Pipelines endpoint")
     s.add_argument("--date", required=True, type=date_arg, help="impression day D")
-    s.add_argument("--host", required=True, help="KFP API endpoint, e.g. https://kubeflow.example.com/pipeline")
+    s.add_argument(
+        "--host", required=True, help="KFP API endpoint, e.g. https://kubeflow.example.com/pipeline"
+    )
     s.add_argument("--experiment", default="taml", help="experiment name (created if missing)")
     s.add_argument("--package", default=str(PACKAGE), help="compiled pipeline YAML")
     s.set_defaults(handler=submit)
 
-    r = sub.add_parser("schedule", parents=[parent], help="create a recurring run (wraps `kfp recurring-run create`)")
-    r.add_argument("--cron", default="0 0 6 * * *", help="6-field cron, seconds first (default: 06:00 UTC daily)")
+    r = sub.add_parser(
+        "schedule", parents=[parent], help="create a recurring run (wraps `kfp recurring-run create`)"
+    )
+    r.add_argument(
+        "--cron", default="0 0 6 * * *", help="6-field cron, seconds first (default: 06:00 UTC daily)"
+    )
     r.add_argument("--host", required=True, help="KFP API endpoint")
     r.add_argument("--experiment", default="taml", help="experiment name")
     r.add_argument("--name", default="taml-daily", help="recurring run name")
@@ -53,8 +59,12 @@ def compile_cmd(args: argparse.Namespace, config: Config) -> int:
 
 
 def _arguments(config: Config, date: str = "") -> dict[str, str]:
-    return {"date": date, "data_root": config.paths.data_root, "artifact_root": config.paths.artifact_root,
-            "profile": config.profile}
+    return {
+        "date": date,
+        "data_root": config.paths.data_root,
+        "artifact_root": config.paths.artifact_root,
+        "profile": config.profile,
+    }
 
 
 def submit(args: argparse.Namespace, config: Config) -> int:
@@ -62,8 +72,11 @@ def submit(args: argparse.Namespace, config: Config) -> int:
 
     client = kfp.Client(host=args.host)
     run = client.create_run_from_pipeline_package(
-        args.package, arguments=_arguments(config, args.date.isoformat()), experiment_name=args.experiment,
-        run_name=f"taml-daily-{args.date}", enable_caching=None,
+        args.package,
+        arguments=_arguments(config, args.date.isoformat()),
+        experiment_name=args.experiment,
+        run_name=f"taml-daily-{args.date}",
+        enable_caching=None,
     )
     print(f"submitted run {run.run_id} for {args.date} to {args.host}")
     return 0
@@ -74,10 +87,22 @@ def schedule_command(args: argparse.Namespace, config: Config) -> list[str]:
     # date left empty: each run resolves D from its schedule time, which KFP substitutes here.
     params = {**_arguments(config), "schedule_time": SCHEDULED_TIME_MACRO}
     cmd = [
-        "kfp", "--endpoint", args.host, "recurring-run", "create",
-        "--experiment-name", args.experiment, "--job-name", args.name,
-        "--cron-expression", args.cron, "--max-concurrency", "1", "--no-catchup",
-        "--pipeline-package-path", args.package,
+        "kfp",
+        "--endpoint",
+        args.host,
+        "recurring-run",
+        "create",
+        "--experiment-name",
+        args.experiment,
+        "--job-name",
+        args.name,
+        "--cron-expression",
+        args.cron,
+        "--max-concurrency",
+        "1",
+        "--no-catchup",
+        "--pipeline-package-path",
+        args.package,
     ]
     return cmd + [f"{k}={v}" for k, v in params.items() if v != ""]
 

@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("version", help="a complete version in the registry (see `taml versions`)")
     p.add_argument("--reason", default="manual promotion", help="recorded in the alias as its blessing")
     p.set_defaults(handler=promote)
-    r = sub.add_parser("rollback", parents=[parent], help="move the alias back to the previous production version")
+    r = sub.add_parser(
+        "rollback", parents=[parent], help="move the alias back to the previous production version"
+    )
     r.set_defaults(handler=rollback)
     v = sub.add_parser("versions", parents=[parent], help="list published versions and the production alias")
     v.set_defaults(handler=versions)
@@ -24,7 +26,9 @@ def _show(alias: registry.Alias) -> str:
 
 
 def promote(args: argparse.Namespace, config: Config) -> int:
-    alias = registry.promote(config.paths.artifact_root, config.pipeline.model_name, args.version, blessing=args.reason)
+    alias = registry.promote(
+        config.paths.artifact_root, config.pipeline.model_name, args.version, blessing=args.reason
+    )
     print(_show(alias))
     return 0
 

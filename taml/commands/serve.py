@@ -11,9 +11,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p = sub.add_parser(
         "serve", parents=[parent], help="serve predictions of the production model (KServe V1 / Vertex AI)"
     )
-    p.add_argument(
-        "--port", type=int, default=None, help="port (default: AIP_HTTP_PORT, else serving.port)"
-    )
+    p.add_argument("--port", type=int, default=None, help="port (default: AIP_HTTP_PORT, else serving.port)")
     p.add_argument("--host", default=None, help="interface (default: serving.host)")
     p.set_defaults(handler=run)
 

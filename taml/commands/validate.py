@@ -11,9 +11,7 @@ from taml.config import Config
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("validate", parents=[parent], help="validate a curated day (Great Expectations)")
     p.add_argument("--date", required=True, type=date_arg, help="the impression day D (YYYY-MM-DD)")
-    p.add_argument(
-        "--out", default=None, help="artifact folder (default: {artifact_root}/validation/dt=D)"
-    )
+    p.add_argument("--out", default=None, help="artifact folder (default: {artifact_root}/validation/dt=D)")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.set_defaults(handler=run)
 

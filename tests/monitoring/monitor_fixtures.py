@@ -75,9 +75,7 @@ def labeled_day(root: str, day: dt.date) -> pd.DataFrame:
 
 
 def _profiles(roots_by_day: dict[dt.date, str], day: dt.date, source: str, key: str) -> pd.DataFrame:
-    frames = [
-        _read_jsonl(L.raw_dir(root, source, d)) for d, root in sorted(roots_by_day.items()) if d <= day
-    ]
+    frames = [_read_jsonl(L.raw_dir(root, source, d)) for d, root in sorted(roots_by_day.items()) if d <= day]
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True).drop_duplicates(key, keep="last").drop(columns=["ts"])
 

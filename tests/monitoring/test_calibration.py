@@ -31,7 +31,9 @@ def test_tasks_follow_the_evaluate_step_definitions():
     y, p = C.task_arrays(df, "ctr")  # the NaN prediction is left out
     assert len(y) == 5
     assert C.task_calibration(df, "cvr") == pytest.approx((0.7 / 3) / (1 / 3))
-    assert C.task_calibration(df, "ctcvr") == pytest.approx(np.mean([0.2, 0.1, 0.09, 0.2, 0.03, 0.01]) / (1 / 6))
+    assert C.task_calibration(df, "ctcvr") == pytest.approx(
+        np.mean([0.2, 0.1, 0.09, 0.2, 0.03, 0.01]) / (1 / 6)
+    )
     assert C.ctcvr_above_ctr_share(df) == pytest.approx(1 / 6)
     assert C.nan_prediction_share(df) == pytest.approx(1 / 6)
 

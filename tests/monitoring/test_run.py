@@ -43,9 +43,21 @@ def test_outputs_status_and_self_contained_html(root):
     assert {p.name for p in out.iterdir()} >= {"report.html", "report.json", "status.json"}
     assert r.html_uri == str(out / "report.html") and r.status in ("ok", "warn")
     status = json.loads((out / "status.json").read_text())
-    assert status["status"] == r.status and status["reference_days"] == [str(DAY - dt.timedelta(days=k)) for k in (3, 2, 1)]
-    for key in ("ctr_calibration", "cvr_calibration", "ctcvr_calibration", "ctr_ece", "ctr_auc", "ctcvr_auc",
-                "ctcvr_above_ctr_share", "input_drift_share", "p_ctr_drift", "item_id_unseen_share"):
+    assert status["status"] == r.status and status["reference_days"] == [
+        str(DAY - dt.timedelta(days=k)) for k in (3, 2, 1)
+    ]
+    for key in (
+        "ctr_calibration",
+        "cvr_calibration",
+        "ctcvr_calibration",
+        "ctr_ece",
+        "ctr_auc",
+        "ctcvr_auc",
+        "ctcvr_above_ctr_share",
+        "input_drift_share",
+        "p_ctr_drift",
+        "item_id_unseen_share",
+    ):
         assert key in status["headline_metrics"], key
     # The synthetic model is calibrated by construction.
     assert abs(status["headline_metrics"]["ctr_calibration"] - 1) < 0.1
@@ -73,8 +85,14 @@ def test_validation_failed_day_is_reported_and_at_least_warns(root):
     assert r.status in ("warn", "alert") and r.validation_failed
     assert any("VALIDATION FAILED" in n for n in r.notes)
     assert "VALIDATION FAILED" in Path(r.html_uri).read_text()
-    r = run_monitor(_config(validation_failed_status="alert"), DAY, "unused", root, validation_failed=True,
-                    write_history=False)
+    r = run_monitor(
+        _config(validation_failed_status="alert"),
+        DAY,
+        "unused",
+        root,
+        validation_failed=True,
+        write_history=False,
+    )
     assert r.status == "alert"
 
 
@@ -135,9 +153,20 @@ def test_serving_log_is_used_when_present(root):
     log_dir = Path(root) / "serving_log" / f"dt={DAY}"
     log_dir.mkdir(parents=True)
     df = synthetic_predictions(1000, seed=8, with_features=False)
-    lines = [json.dumps({"ts": "2026-11-10T01:00:00Z", "model_version": "v9", "user_id": 1, "item_id": 2,
-                         "p_ctr": 2 * a, "p_cvr": b, "p_ctcvr": 2 * a * b})
-             for a, b in zip(df.p_ctr, df.p_cvr, strict=True)]
+    lines = [
+        json.dumps(
+            {
+                "ts": "2026-11-10T01:00:00Z",
+                "model_version": "v9",
+                "user_id": 1,
+                "item_id": 2,
+                "p_ctr": 2 * a,
+                "p_cvr": b,
+                "p_ctcvr": 2 * a * b,
+            }
+        )
+        for a, b in zip(df.p_ctr, df.p_cvr, strict=True)
+    ]
     (log_dir / "part-0.jsonl.gz").write_bytes(gzip.compress(("\n".join(lines) + "\nnot json\n").encode()))
     r = run_monitor(_config(), DAY, "unused", root, write_history=False)
     assert any("serving log: 1,000 predictions" in n and "v9" in n for n in r.notes)
@@ -146,8 +175,19 @@ def test_serving_log_is_used_when_present(root):
 
 
 def test_cli_exit_status_and_history(root, capsys):
-    args = ["drift", "--date", str(DAY), "--artifact-root", root, "--data-root", root,
-            "--set", "monitor.features=[device, position]", "--set", "monitor.reference_days=3"]
+    args = [
+        "drift",
+        "--date",
+        str(DAY),
+        "--artifact-root",
+        root,
+        "--data-root",
+        root,
+        "--set",
+        "monitor.features=[device, position]",
+        "--set",
+        "monitor.reference_days=3",
+    ]
     assert main(args) == 0
     assert "history" in capsys.readouterr().out
     bad = synthetic_predictions(4000, seed=4)

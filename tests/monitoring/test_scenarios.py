@@ -33,7 +33,11 @@ def test_calibration_break_alerts_on_cvr_and_ctcvr_calibration_that_day(sim, art
     day = sim.days[-1]
     clean = run_monitor(monitor_config, day, "unused", artifact_root, write_history=False)
     broken = run_monitor(
-        monitor_config, day, "unused", artifact_root, predictions=sim.scenario_predictions("calibration_break", day)
+        monitor_config,
+        day,
+        "unused",
+        artifact_root,
+        predictions=sim.scenario_predictions("calibration_break", day),
     )
     assert broken.status == "alert"
     alerts = _alerting(broken)
@@ -50,7 +54,11 @@ def test_calibration_break_alerts_on_cvr_and_ctcvr_calibration_that_day(sim, art
 def test_ctr_shift_is_flagged_as_calibration_drift(sim, artifact_root, monitor_config):
     day = sim.days[-1]
     r = run_monitor(
-        monitor_config, day, "unused", artifact_root, predictions=sim.scenario_predictions("ctr_shift", day),
+        monitor_config,
+        day,
+        "unused",
+        artifact_root,
+        predictions=sim.scenario_predictions("ctr_shift", day),
         write_history=False,
     )
     assert r.status == "alert"
@@ -63,7 +71,11 @@ def test_ctr_shift_is_flagged_as_calibration_drift(sim, artifact_root, monitor_c
 def test_new_item_flood_is_flagged_as_input_drift(sim, artifact_root, monitor_config):
     day = sim.days[-1]
     r = run_monitor(
-        monitor_config, day, "unused", artifact_root, predictions=sim.scenario_predictions("new_item_flood", day),
+        monitor_config,
+        day,
+        "unused",
+        artifact_root,
+        predictions=sim.scenario_predictions("new_item_flood", day),
         write_history=False,
     )
     assert r.status == "alert"

@@ -63,7 +63,12 @@ def test_schedule_wraps_kfp_recurring_run_create(capsys):
     assert main(["schedule", "--host", "http://kfp.local", "--cron", "0 0 6 * * *", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("kfp --endpoint http://kfp.local recurring-run create")
-    for flag in ("--max-concurrency 1", "--no-catchup", "--cron-expression '0 0 6 * * *'", "--pipeline-package-path"):
+    for flag in (
+        "--max-concurrency 1",
+        "--no-catchup",
+        "--cron-expression '0 0 6 * * *'",
+        "--pipeline-package-path",
+    ):
         assert flag in out
     assert " date=" not in out  # each scheduled run resolves D from its schedule time...
     assert "'schedule_time=[[ScheduledTime.2006-01-02]]'" in out  # ...which KFP fills in

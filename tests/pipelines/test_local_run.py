@@ -23,11 +23,18 @@ from taml.config import SimulatorConfig, load_config
 pytestmark = pytest.mark.slow
 D1 = dt.date(2026, 11, 1)
 D2, D3, D4 = (D1 + dt.timedelta(days=i) for i in (1, 2, 3))
-SMALL = ["train.progress=false", "train.epochs=3", "train.batch_size=256", "train.lr=0.003",
-         "evaluate.rules.min_conversions=5", "evaluate.rules.min_clicks=50",
-         "evaluate.rules.floors={ctr_auc: 0.55, cvr_auc: 0.5, ctcvr_auc: 0.55}",
-         "evaluate.rules.calibration_min=0.3", "evaluate.rules.calibration_max=3.0",
-         "pipeline.cold_start_days=1"]
+SMALL = [
+    "train.progress=false",
+    "train.epochs=3",
+    "train.batch_size=256",
+    "train.lr=0.003",
+    "evaluate.rules.min_conversions=5",
+    "evaluate.rules.min_clicks=50",
+    "evaluate.rules.floors={ctr_auc: 0.55, cvr_auc: 0.5, ctcvr_auc: 0.55}",
+    "evaluate.rules.calibration_min=0.3",
+    "evaluate.rules.calibration_max=3.0",
+    "pipeline.cold_start_days=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +42,24 @@ def history(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     data, artifacts = root / "data", root / "artifacts"
     # A small world with dense labels, so a day of 12k impressions carries ~100 conversions.
-    simulate(str(data), D1, 4, 12_000, seed=5,
-             config=SimulatorConfig(users=3_000, base_items=1_000, new_items_per_day=50, chunk_size=12_000,
-                                    target_ctr=0.08, target_cvr=0.1))
-    config = load_config(env={}, overrides=[f"paths.data_root={data}", f"paths.artifact_root={artifacts}", *SMALL])
+    simulate(
+        str(data),
+        D1,
+        4,
+        12_000,
+        seed=5,
+        config=SimulatorConfig(
+            users=3_000,
+            base_items=1_000,
+            new_items_per_day=50,
+            chunk_size=12_000,
+            target_ctr=0.08,
+            target_cvr=0.1,
+        ),
+    )
+    config = load_config(
+        env={}, overrides=[f"paths.data_root={data}", f"paths.artifact_root={artifacts}", *SMALL]
+    )
     return config, data, artifacts
 
 
@@ -67,7 +88,9 @@ def test_the_daily_pipeline_over_a_history(history):
     table_dir = Path(layout.training_table_dir(str(data), D2))
     for f in table_dir.glob("*.parquet"):
         frame = pq.read_table(f).to_pandas()
-        frame[["click", "conversion"]] = frame[["click", "conversion"]].sample(frac=1, random_state=1).to_numpy()
+        frame[["click", "conversion"]] = (
+            frame[["click", "conversion"]].sample(frac=1, random_state=1).to_numpy()
+        )
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), f)
     r3 = _run(config, D3, "train.epochs=6")
     assert r3["train"]["mode"] == "warm" and r3["train"]["parent_version"] == v1

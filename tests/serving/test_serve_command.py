@@ -21,12 +21,33 @@ def test_taml_serve_process_follows_vertex_contract_and_shuts_down_cleanly(tmp_p
     F.build_store(cfg, data)
     F.publish(art, "taml", F.make_version(cfg, tmp_path / "models", "c1"))
     port = F.free_port()
-    env = {**os.environ, "AIP_HTTP_PORT": str(port), "AIP_PREDICT_ROUTE": "/vertex/predict",
-           "AIP_HEALTH_ROUTE": "/vertex/health", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "AIP_HTTP_PORT": str(port),
+        "AIP_PREDICT_ROUTE": "/vertex/predict",
+        "AIP_HEALTH_ROUTE": "/vertex/health",
+        "OMP_NUM_THREADS": "1",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "taml.cli", "serve", "--data-root", data, "--artifact-root", art,
-         "--set", "serving.host=127.0.0.1", "--set", "serving.log_flush_interval_s=0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "taml.cli",
+            "serve",
+            "--data-root",
+            data,
+            "--artifact-root",
+            art,
+            "--set",
+            "serving.host=127.0.0.1",
+            "--set",
+            "serving.log_flush_interval_s=0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
 
@@ -37,8 +58,12 @@ def test_taml_serve_process_follows_vertex_contract_and_shuts_down_cleanly(tmp_p
             return proc.poll() is not None
 
     try:
-        assert F.wait_until(healthy, 60) and proc.poll() is None, proc.stdout.read() if proc.poll() is not None else ""
-        r = httpx.post(url + "/vertex/predict", json={"instances": [{"user_id": 2, "item_id": 3}]}, timeout=10)
+        assert F.wait_until(healthy, 60) and proc.poll() is None, (
+            proc.stdout.read() if proc.poll() is not None else ""
+        )
+        r = httpx.post(
+            url + "/vertex/predict", json={"instances": [{"user_id": 2, "item_id": 3}]}, timeout=10
+        )
         assert r.status_code == 200 and r.json()["predictions"][0]["model_version"] == "c1"
         assert httpx.get(url + "/v1/models/taml", timeout=5).json()["ready"] is True
     finally:
@@ -51,5 +76,9 @@ def test_taml_serve_process_follows_vertex_contract_and_shuts_down_cleanly(tmp_p
     # uvicorn drains, runs the lifespan shutdown (log flushed), then re-raises the signal it caught.
     assert proc.returncode in (0, -signal.SIGTERM), out
     assert f":{port}" in out
-    logged = [json.loads(x) for f in Path(art, "serving_log").glob("dt=*/*.jsonl") for x in f.read_text().splitlines()]
+    logged = [
+        json.loads(x)
+        for f in Path(art, "serving_log").glob("dt=*/*.jsonl")
+        for x in f.read_text().splitlines()
+    ]
     assert [(x["user_id"], x["item_id"], x["model_version"]) for x in logged] == [(2, 3, "c1")]

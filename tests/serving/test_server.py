@@ -34,7 +34,9 @@ class CountingSource(FeastOnlineSource):
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serving")
-    cfg = F.serving_config(tmp, "serving.max_instances=50", "serving.max_rank_items=200", "serving.max_body_bytes=20000")
+    cfg = F.serving_config(
+        tmp, "serving.max_instances=50", "serving.max_rank_items=200", "serving.max_body_bytes=20000"
+    )
     data, art = str(tmp / "data"), str(tmp / "art")
     F.build_store(cfg, data)
     models = tmp / "models"
@@ -76,11 +78,13 @@ def test_not_ready_until_a_model_is_loaded_then_ready(world):
 
 def test_predict_scores_each_instance_and_flags_unknown_entities(world):
     url = world["url"]
-    body = {"instances": [
-        {"user_id": 1, "item_id": 2, "position": 3, "device": "ios", "ts": "2026-11-04T10:00:00Z"},
-        {"user_id": 1, "item_id": 5},
-        {"user_id": 999_999, "item_id": 999_999, "extra_key": "ignored"},
-    ]}
+    body = {
+        "instances": [
+            {"user_id": 1, "item_id": 2, "position": 3, "device": "ios", "ts": "2026-11-04T10:00:00Z"},
+            {"user_id": 1, "item_id": 5},
+            {"user_id": 999_999, "item_id": 999_999, "extra_key": "ignored"},
+        ]
+    }
     r = _post(url, "/v1/models/taml:predict", body)
     assert r.status_code == 200, r.text
     preds = r.json()["predictions"]
@@ -88,7 +92,11 @@ def test_predict_scores_each_instance_and_flags_unknown_entities(world):
     for p in preds:
         assert set(p) == {"p_ctr", "p_cvr", "p_ctcvr", "model_version", "unknown_user", "unknown_item"}
         assert 0 < p["p_ctcvr"] <= p["p_ctr"] < 1 and 0 < p["p_cvr"] < 1 and p["model_version"] == "v1"
-    assert [(p["unknown_user"], p["unknown_item"]) for p in preds] == [(False, False), (False, False), (True, True)]
+    assert [(p["unknown_user"], p["unknown_item"]) for p in preds] == [
+        (False, False),
+        (False, False),
+        (True, True),
+    ]
 
 
 def test_rank_costs_one_user_lookup_and_items_come_from_the_cache(world):
@@ -105,8 +113,11 @@ def test_rank_costs_one_user_lookup_and_items_come_from_the_cache(world):
     assert CountingSource.calls["user"] == before["user"] + 1
     assert CountingSource.calls["items"] == before["items"]  # unknown items are cached too
     # The same pairs through :predict give the same scores (one model, one feature path).
-    same = _post(url, "/v1/models/taml:predict", {"instances": [
-        {"user_id": 4, "item_id": i, "device": "web", "position": 2} for i in items[:5]]}).json()["predictions"]
+    same = _post(
+        url,
+        "/v1/models/taml:predict",
+        {"instances": [{"user_id": 4, "item_id": i, "device": "web", "position": 2} for i in items[:5]]},
+    ).json()["predictions"]
     ts_free = [p["p_ctr"] for p in out["predictions"][:5]]
     assert [p["p_ctr"] for p in same] == pytest.approx(ts_free, rel=1e-6)  # batch size changes float sums
     assert rt.features.hits > 0
@@ -123,12 +134,30 @@ BAD = [
     ("string id", {"json": {"instances": [{"user_id": "7", "item_id": 1}]}}, 400, "instances[0].user_id"),
     ("float id", {"json": {"instances": [{"user_id": 1, "item_id": 1.5}]}}, 400, "instances[0].item_id"),
     ("negative id", {"json": {"instances": [{"user_id": -1, "item_id": 1}]}}, 400, "instances[0].user_id"),
-    ("bad device", {"json": {"instances": [{"user_id": 1, "item_id": 1, "device": "tv"}]}}, 400, "instances[0].device"),
-    ("position out of range", {"json": {"instances": [{"user_id": 1, "item_id": 1, "position": 0}]}}, 400,
-     "instances[0].position"),
-    ("bad ts", {"json": {"instances": [{"user_id": 1, "item_id": 1, "ts": "yesterday"}]}}, 400, "instances[0].ts"),
-    ("naive ts", {"json": {"instances": [{"user_id": 1, "item_id": 1, "ts": "2026-11-04T10:00:00"}]}}, 400,
-     "instances[0].ts"),
+    (
+        "bad device",
+        {"json": {"instances": [{"user_id": 1, "item_id": 1, "device": "tv"}]}},
+        400,
+        "instances[0].device",
+    ),
+    (
+        "position out of range",
+        {"json": {"instances": [{"user_id": 1, "item_id": 1, "position": 0}]}},
+        400,
+        "instances[0].position",
+    ),
+    (
+        "bad ts",
+        {"json": {"instances": [{"user_id": 1, "item_id": 1, "ts": "yesterday"}]}},
+        400,
+        "instances[0].ts",
+    ),
+    (
+        "naive ts",
+        {"json": {"instances": [{"user_id": 1, "item_id": 1, "ts": "2026-11-04T10:00:00"}]}},
+        400,
+        "instances[0].ts",
+    ),
     ("too many instances", {"json": {"instances": [{"user_id": 1, "item_id": 1}] * 51}}, 400, "instances"),
     ("oversized body", {"content": b'{"instances": [' + b" " * 30000 + b"]}"}, 413, None),
 ]
@@ -144,14 +173,17 @@ def test_bad_predict_input_is_a_4xx_naming_the_field(world, case, kwargs, status
         assert field in body["error"]
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"items": [1]}, "user_id"),
-    ({"user_id": 1}, "items"),
-    ({"user_id": 1, "items": []}, "items"),
-    ({"user_id": 1, "items": [1, "x"]}, "items[1]"),
-    ({"user_id": 1, "items": list(range(201))}, "items"),
-    ({"user_id": 1, "items": [1], "device": 3}, "device"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"items": [1]}, "user_id"),
+        ({"user_id": 1}, "items"),
+        ({"user_id": 1, "items": []}, "items"),
+        ({"user_id": 1, "items": [1, "x"]}, "items[1]"),
+        ({"user_id": 1, "items": list(range(201))}, "items"),
+        ({"user_id": 1, "items": [1], "device": 3}, "device"),
+    ],
+)
 def test_bad_rank_input_is_a_400_naming_the_field(world, body, field):
     r = _post(world["url"], "/v1/models/taml:rank", body)
     assert r.status_code == 400 and r.json()["field"] == field, r.text
@@ -180,10 +212,15 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(world):
             while not stop.is_set():
                 try:
                     if k % 2:
-                        r = c.post(url + "/v1/models/taml:rank", json={"user_id": k, "items": list(range(40))})
+                        r = c.post(
+                            url + "/v1/models/taml:rank", json={"user_id": k, "items": list(range(40))}
+                        )
                         v = r.json()["model_version"] if r.status_code == 200 else None
                     else:
-                        r = c.post(url + "/v1/models/taml:predict", json={"instances": [{"user_id": k, "item_id": 1}]})
+                        r = c.post(
+                            url + "/v1/models/taml:predict",
+                            json={"instances": [{"user_id": k, "item_id": 1}]},
+                        )
                         v = r.json()["predictions"][0]["model_version"] if r.status_code == 200 else None
                 except httpx.HTTPError as e:
                     failures.append(repr(e))
@@ -234,8 +271,16 @@ def test_rematerialized_store_refreshes_the_item_cache(world):
     item = 7
     old = rt.features.items([item])[0]
     day = F.DAY + __import__("datetime").timedelta(days=1)
-    row = pd.DataFrame({"item_id": [item], "event_timestamp": [pd.Timestamp(f"{day} 06:00", tz="UTC")],
-                        "category_id": [old["category_id"] + 1000], "shop_id": [1], "brand_id": [1], "price_level": [1]})
+    row = pd.DataFrame(
+        {
+            "item_id": [item],
+            "event_timestamp": [pd.Timestamp(f"{day} 06:00", tz="UTC")],
+            "category_id": [old["category_id"] + 1000],
+            "shop_id": [1],
+            "brand_id": [1],
+            "price_level": [1],
+        }
+    )
     row["event_timestamp"] = row["event_timestamp"].astype("datetime64[us, UTC]")
     write_parquet(profile_table(row, "item"), L.curated_dir(data, "items", day))
     F.rematerialize(cfg, data)
@@ -244,7 +289,11 @@ def test_rematerialized_store_refreshes_the_item_cache(world):
 
 def test_prediction_log_is_json_lines_the_monitor_reads(world):
     url, rt, art = world["url"], world["rt"], world["art"]
-    r = _post(url, "/v1/models/taml:rank", {"user_id": 3, "items": [1, 2, 424242], "device": "android", "position": 4})
+    r = _post(
+        url,
+        "/v1/models/taml:rank",
+        {"user_id": 3, "items": [1, 2, 424242], "device": "android", "position": 4},
+    )
     assert r.status_code == 200
     rt.log.flush()
     files = sorted(Path(art, "serving_log").glob("dt=*/*.jsonl"))
@@ -252,8 +301,19 @@ def test_prediction_log_is_json_lines_the_monitor_reads(world):
     lines = [json.loads(x) for f in files for x in f.read_text().splitlines()]
     mine = [x for x in lines if x["user_id"] == 3 and x["device"] == "android"][-3:]
     assert [x["item_id"] for x in mine] == [1, 2, 424242]
-    assert set(mine[0]) >= {"ts", "model_version", "user_id", "item_id", "position", "device", "p_ctr", "p_cvr",
-                            "p_ctcvr", "unknown_user", "unknown_item"}
+    assert set(mine[0]) >= {
+        "ts",
+        "model_version",
+        "user_id",
+        "item_id",
+        "position",
+        "device",
+        "p_ctr",
+        "p_cvr",
+        "p_ctcvr",
+        "unknown_user",
+        "unknown_item",
+    }
     assert mine[2]["unknown_item"] is True and mine[0]["position"] == 4
     from monitoring.inputs import load_serving_log, serving_log_dir
 

@@ -94,7 +94,9 @@ def test_item_cache_is_used_and_dropped_when_the_store_changes():
 
 
 def test_prediction_log_rotates_and_keeps_at_most_max_files(tmp_path):
-    log = PredictionLog(str(tmp_path / "log"), max_file_bytes=1024, max_files=3, queue_size=1000, flush_interval_s=0.05)
+    log = PredictionLog(
+        str(tmp_path / "log"), max_file_bytes=1024, max_files=3, queue_size=1000, flush_interval_s=0.05
+    )
     log.start()
     for i in range(60):
         assert log.submit([{"user_id": i, "item_id": i, "p_ctr": 0.5, "pad": "x" * 100}])
@@ -108,7 +110,9 @@ def test_prediction_log_rotates_and_keeps_at_most_max_files(tmp_path):
 
 
 def test_full_log_queue_drops_and_counts_instead_of_blocking(tmp_path):
-    log = PredictionLog(str(tmp_path / "log"), max_file_bytes=10**6, max_files=3, queue_size=2, flush_interval_s=1)
+    log = PredictionLog(
+        str(tmp_path / "log"), max_file_bytes=10**6, max_files=3, queue_size=2, flush_interval_s=1
+    )
     assert log.submit([{"a": 1}]) and log.submit([{"a": 2}])
     assert not log.submit([{"a": 3}, {"a": 4}]) and log.dropped == 2
     log.close()

@@ -245,9 +245,18 @@ def test_corruption_manifest_is_exact(history):
             expected = dict(manifest.get(source, {}).get(L.partition(day), {}))
             if source == L.CONVERSIONS:
                 # Late conversions sit in D+1 (owned by D+1's run); they were injected by D's generation.
-                injected_before = json.loads(
-                    (history / "corruption" / L.partition(day) / f"from-{L.partition(day - dt.timedelta(days=1))}.json").read_text()
-                ) if day != D1 else {}
+                injected_before = (
+                    json.loads(
+                        (
+                            history
+                            / "corruption"
+                            / L.partition(day)
+                            / f"from-{L.partition(day - dt.timedelta(days=1))}.json"
+                        ).read_text()
+                    )
+                    if day != D1
+                    else {}
+                )
                 late = injected_before.get(L.CONVERSIONS, {}).get(L.LATE_EVENT, 0)
                 if late:
                     assert expected.pop(L.LATE_EVENT) == late

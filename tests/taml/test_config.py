@@ -22,7 +22,10 @@ def test_gcp_profile_points_at_gcs():
 
 
 def test_set_overrides_are_typed():
-    cfg = load_config(overrides=["simulator.users=123", "simulator.gzip=false", "ingest.pipeline_options=[--a, --b]"], env={})
+    cfg = load_config(
+        overrides=["simulator.users=123", "simulator.gzip=false", "ingest.pipeline_options=[--a, --b]"],
+        env={},
+    )
     assert cfg.simulator.users == 123
     assert cfg.simulator.gzip is False
     assert cfg.ingest.pipeline_options == ["--a", "--b"]
@@ -63,7 +66,9 @@ def test_bad_value_names_the_key_and_what_was_expected():
 
 def test_cross_field_rule():
     with pytest.raises(ConfigError, match="attribution_window_hours"):
-        load_config(overrides=["ingest.attribution_window_hours=12", "simulator.attribution_window_hours=24"], env={})
+        load_config(
+            overrides=["ingest.attribution_window_hours=12", "simulator.attribution_window_hours=24"], env={}
+        )
 
 
 def test_bad_files_and_profiles(tmp_path: Path):
@@ -94,7 +99,9 @@ def _leaves(model: BaseModel, prefix: str = ""):
 def test_default_yaml_documents_every_knob_with_the_schema_default():
     text = (CONFIG_DIR / "default.yaml").read_text()
     data = yaml.safe_load(text)
-    assert Config.model_validate({**data, "profile": "local"}) == Config(), "default.yaml differs from the schema defaults"
+    assert Config.model_validate({**data, "profile": "local"}) == Config(), (
+        "default.yaml differs from the schema defaults"
+    )
     lines = text.splitlines()
     for key, _ in _leaves(Config()):
         if key == "profile":

@@ -32,11 +32,21 @@ def roots(tmp_path: Path):
 
 
 def _config(spec, *extra):
-    cfg = load_config(env={}, overrides=[
-        "train.progress=false", "train.epochs=4", "train.batch_size=256", "train.lr=0.005", "pipeline.cold_start_days=1",
-        "evaluate.rules.min_clicks=50", "evaluate.rules.min_conversions=10",
-        "evaluate.rules.calibration_min=0.5", "evaluate.rules.calibration_max=2.0", *extra,
-    ])
+    cfg = load_config(
+        env={},
+        overrides=[
+            "train.progress=false",
+            "train.epochs=4",
+            "train.batch_size=256",
+            "train.lr=0.005",
+            "pipeline.cold_start_days=1",
+            "evaluate.rules.min_clicks=50",
+            "evaluate.rules.min_conversions=10",
+            "evaluate.rules.calibration_min=0.5",
+            "evaluate.rules.calibration_max=2.0",
+            *extra,
+        ],
+    )
     cfg.feature_spec = spec
     return cfg
 
@@ -67,7 +77,9 @@ def test_first_day_cannot_train_then_cold_start_then_warm_start(roots, tmp_path)
     assert t2.mode == "warm" and t2.parent_version == t1.version and t2.days == [DAYS[1].isoformat()]
     assert ev2.production.model_id == t1.version
     blessing = json.loads(Path(ev2.blessing_uri).read_text())
-    assert blessing["candidate"]["model_id"] == t2.version and blessing["production"]["model_id"] == t1.version
+    assert (
+        blessing["candidate"]["model_id"] == t2.version and blessing["production"]["model_id"] == t1.version
+    )
     # The predictions of the model that served D (production) are there for the monitor.
     preds = pq.read_table(layout.predictions_dir(artifacts, DAYS[2])).to_pandas()
     assert len(preds) == 6000 and set(preds.model_version) == {t1.version}
@@ -94,8 +106,13 @@ def test_a_worse_candidate_is_not_deployed_and_the_alias_stays(roots, tmp_path):
 
 
 def ev2_failed(ev):
-    return [r for r in __import__("components.evaluate", fromlist=["judge"]).judge(
-        ev.candidate, ev.production, load_config(env={}).evaluate.rules).rules if r.verdict == "fail"]
+    return [
+        r
+        for r in __import__("components.evaluate", fromlist=["judge"])
+        .judge(ev.candidate, ev.production, load_config(env={}).evaluate.rules)
+        .rules
+        if r.verdict == "fail"
+    ]
 
 
 def test_re_running_a_finished_day_changes_nothing(roots, tmp_path):

@@ -52,7 +52,8 @@ SPEC = SyntheticSpec(samples_per_day=1500, users=200, items=80, seed=5)
 
 def _cfg(tmp: Path, *overrides: str):
     return load_config(
-        env={}, overrides=[f"paths.artifact_root={tmp / 'art'}", "features.require_validation=false", *overrides]
+        env={},
+        overrides=[f"paths.artifact_root={tmp / 'art'}", "features.require_validation=false", *overrides],
     )
 
 
@@ -80,9 +81,16 @@ def _online(root: Path) -> dict[str, list[tuple]]:
     """Every row of every Feast table of the online store, all columns, sorted."""
     con = sqlite3.connect(root / "feature_store" / "online_store.db")
     try:
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'taml_%'")]
-        return {t: con.execute(f'SELECT *, typeof(event_ts) FROM "{t}" ORDER BY entity_key, feature_name').fetchall()
-                for t in sorted(tables)}
+        tables = [
+            r[0]
+            for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'taml_%'")
+        ]
+        return {
+            t: con.execute(
+                f'SELECT *, typeof(event_ts) FROM "{t}" ORDER BY entity_key, feature_name'
+            ).fetchall()
+            for t in sorted(tables)
+        }
     finally:
         con.close()
 
@@ -101,8 +109,12 @@ def test_build_writes_one_row_per_sample_with_point_in_time_features(built):
     assert (df["user_impressions_7d"].fillna(-1).to_numpy() == want.fillna(-1).to_numpy()).all()
     # Online: every profile key, and exactly the entities in D's stats.
     day_stats = pq.read_table(L.stats_dir(str(root), "item", DAY)).num_rows
-    assert r.online_rows == {"user_profile": SPEC.users, "item_profile": SPEC.items,
-                             "user_stats_7d": r.online_rows["user_stats_7d"], "item_stats_7d": day_stats}
+    assert r.online_rows == {
+        "user_profile": SPEC.users,
+        "item_profile": SPEC.items,
+        "user_stats_7d": r.online_rows["user_stats_7d"],
+        "item_stats_7d": day_stats,
+    }
     assert read_table(str(root), [DAY]).shape == df.shape
 
 
@@ -123,7 +135,8 @@ def test_direct_paths_write_and_join_exactly_what_feast_does(built, feast_built)
     direct, feast = _online(root), _online(feast_root)
     assert list(direct) == [f"taml_{v}" for v in sorted(r.online_rows)] and direct == feast
     assert sum(len(v) for v in direct.values()) == 4 * (SPEC.users + SPEC.items) + 5 * (
-        r.online_rows["user_stats_7d"] + r.online_rows["item_stats_7d"])
+        r.online_rows["user_stats_7d"] + r.online_rows["item_stats_7d"]
+    )
     pd.testing.assert_frame_equal(pd.read_parquet(r.table_path), pd.read_parquet(fr.table_path))
     assert r.columns == fr.columns and r.null_share == fr.null_share
 
@@ -141,7 +154,9 @@ def test_encodings_are_feasts():
         assert D.decode_value(D.encode_int64(v)) == v
     import numpy as np
 
-    assert D.entity_keys("item_id", np.array(ints, dtype=np.int64)) == [D.entity_key("item_id", v) for v in ints]
+    assert D.entity_keys("item_id", np.array(ints, dtype=np.int64)) == [
+        D.entity_key("item_id", v) for v in ints
+    ]
     for x in [0.0, -0.0, 0.05, 1e-300, 1.7976931348623157e308, -3.5]:
         assert D.encode_double(x) == Value(double_val=x).SerializeToString()
         assert struct.pack("<d", D.decode_value(D.encode_double(x))) == struct.pack("<d", x)
@@ -206,26 +221,57 @@ def test_online_reader_matches_feast_and_reports_missing_as_null(built, capsys):
         threaded = list(pool.map(lambda r: reader.lookup(*r), requests))
     assert threaded == [online_reader(cfg, str(root)).lookup(*r) for r in requests]
     reader.close()
-    assert main(["features", "online", "--user", "7", "--items", "1,2", "--json", "--data-root", str(root)]) == 0
+    assert (
+        main(["features", "online", "--user", "7", "--items", "1,2", "--json", "--data-root", str(root)]) == 0
+    )
     assert json.loads(capsys.readouterr().out)[1]["item_id"] == 2
 
 
 def _tiny_root(root: Path) -> None:
     """One user and one item; profile rows before, exactly at, and after the impression."""
     t = pd.Timestamp("2026-11-03 12:00:00", tz="UTC")
-    users = make_profiles("user", pd.Series([1, 1, 1]).to_numpy(), pd.Series([t - pd.Timedelta("1h"), t, t + pd.Timedelta("1s")]).to_numpy(), __import__("numpy").random.default_rng(0))
+    users = make_profiles(
+        "user",
+        pd.Series([1, 1, 1]).to_numpy(),
+        pd.Series([t - pd.Timedelta("1h"), t, t + pd.Timedelta("1s")]).to_numpy(),
+        __import__("numpy").random.default_rng(0),
+    )
     users["gender"] = [10, 20, 30]
     write_parquet(profile_table(users, "user"), L.curated_dir(str(root), "users", DAY))
-    items = make_profiles("item", pd.Series([5]).to_numpy(), pd.Series([t]).to_numpy(), __import__("numpy").random.default_rng(0))
+    items = make_profiles(
+        "item",
+        pd.Series([5]).to_numpy(),
+        pd.Series([t]).to_numpy(),
+        __import__("numpy").random.default_rng(0),
+    )
     write_parquet(profile_table(items, "item"), L.curated_dir(str(root), "items", DAY))
     for entity, key in (("user", 1), ("item", 5)):
-        s = pd.DataFrame({f"{entity}_id": [key, key], "event_timestamp": [t - pd.Timedelta("1us"), t],
-                          "impressions": [7, 8], "clicks": [1, 1], "conversions": [0, 0], "ctr": [0.1, 0.2], "cvr": [0.0, 0.0]})
+        s = pd.DataFrame(
+            {
+                f"{entity}_id": [key, key],
+                "event_timestamp": [t - pd.Timedelta("1us"), t],
+                "impressions": [7, 8],
+                "clicks": [1, 1],
+                "conversions": [0, 0],
+                "ctr": [0.1, 0.2],
+                "cvr": [0.0, 0.0],
+            }
+        )
         s["event_timestamp"] = s["event_timestamp"].astype("datetime64[us, UTC]")
         write_parquet(stats_table(s, entity), L.stats_dir(str(root), entity, DAY))
-    samples = pd.DataFrame({"impression_id": ["a", "b", "c"], "event_timestamp": [t, t, t - pd.Timedelta("2h")],
-                            "user_id": [1, 1, 1], "item_id": [5, 6, 5], "position": [1, 1, 1], "device": ["ios"] * 3,
-                            "hour": [12, 12, 10], "click": [0, 0, 0], "conversion": [0, 0, 0]})
+    samples = pd.DataFrame(
+        {
+            "impression_id": ["a", "b", "c"],
+            "event_timestamp": [t, t, t - pd.Timedelta("2h")],
+            "user_id": [1, 1, 1],
+            "item_id": [5, 6, 5],
+            "position": [1, 1, 1],
+            "device": ["ios"] * 3,
+            "hour": [12, 12, 10],
+            "click": [0, 0, 0],
+            "conversion": [0, 0, 0],
+        }
+    )
     samples["event_timestamp"] = samples["event_timestamp"].astype("datetime64[us, UTC]")
     write_parquet(samples_table(samples), L.curated_dir(str(root), "samples", DAY))
 
@@ -249,12 +295,15 @@ def test_no_leakage_rows_stamped_at_or_after_the_impression_are_never_joined(tmp
     assert len(df) == 3
 
 
-@pytest.mark.parametrize("damage, match", [
-    ("null_key", r"user_profile: 1 row\(s\) with a null user_id"),
-    ("duplicate", r"item_stats_7d: 1 key\(s\) have several rows at one event_timestamp.*item_id=5"),
-    ("renamed", r"user_stats_7d: .* lacks column\(s\) \['impressions'\]"),
-    ("missing", r"item_profile: no parquet file matches"),
-])
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        ("null_key", r"user_profile: 1 row\(s\) with a null user_id"),
+        ("duplicate", r"item_stats_7d: 1 key\(s\) have several rows at one event_timestamp.*item_id=5"),
+        ("renamed", r"user_stats_7d: .* lacks column\(s\) \['impressions'\]"),
+        ("missing", r"item_profile: no parquet file matches"),
+    ],
+)
 def test_bad_sources_are_named(tmp_path, damage, match):
     root = tmp_path / "data"
     _tiny_root(root)
@@ -269,7 +318,9 @@ def test_bad_sources_are_named(tmp_path, damage, match):
         pd.concat([t, t.iloc[[1]].assign(ctr=0.9)]).to_parquet(f, index=False)
     elif damage == "renamed":
         f = next(Path(L.stats_dir(str(root), "user", DAY)).glob("*.parquet"))
-        pq.read_table(f).to_pandas().rename(columns={"impressions": "impressions_7d"}).to_parquet(f, index=False)
+        pq.read_table(f).to_pandas().rename(columns={"impressions": "impressions_7d"}).to_parquet(
+            f, index=False
+        )
     else:
         shutil.rmtree(L.curated_dir(str(root), "items", DAY))
     with pytest.raises(FeatureSourceError, match=match):
@@ -286,8 +337,23 @@ def test_a_day_that_failed_validation_gets_no_table(built, tmp_path):
     assert not run_validation(cfg, DAY, str(root)).passed
     with pytest.raises(ValidationGateError, match="day.ctr"):
         build_features(cfg, DAY, str(root))
-    assert main(["features", "build", "--date", str(DAY), "--data-root", str(root),
-                 "--artifact-root", str(tmp_path / "art"), "--set", "features.require_validation=true"]) == 2
+    assert (
+        main(
+            [
+                "features",
+                "build",
+                "--date",
+                str(DAY),
+                "--data-root",
+                str(root),
+                "--artifact-root",
+                str(tmp_path / "art"),
+                "--set",
+                "features.require_validation=true",
+            ]
+        )
+        == 2
+    )
 
 
 def test_plain_feast_cli_reads_the_generated_repo(built):
@@ -305,6 +371,11 @@ def test_plain_feast_cli_reads_the_generated_repo(built):
     from feast.repo_operations import parse_repo
 
     repo = parse_repo(FEATURE_REPO)
-    assert sorted(v.name for v in repo.feature_views) == ["item_profile", "item_stats_7d", "user_profile", "user_stats_7d"]
+    assert sorted(v.name for v in repo.feature_views) == [
+        "item_profile",
+        "item_stats_7d",
+        "user_profile",
+        "user_stats_7d",
+    ]
     assert [s.name for s in repo.feature_services] == ["taml_v1"]
     assert {"user", "item"} <= {e.name for e in repo.entities}

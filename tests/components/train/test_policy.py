@@ -24,13 +24,17 @@ def test_cold_start_with_too_little_history_skips():
 
 
 def test_warm_start_trains_on_the_days_after_trained_through():
-    plan = plan_training(D, "v5", D - dt.timedelta(days=4), days(1, 2, 3, 4, 5), cold_start_days=3, max_warm_days=7)
+    plan = plan_training(
+        D, "v5", D - dt.timedelta(days=4), days(1, 2, 3, 4, 5), cold_start_days=3, max_warm_days=7
+    )
     assert plan.mode == "warm" and plan.parent_version == "v5"
     assert plan.days == sorted(days(1, 2, 3))
 
 
 def test_warm_start_is_capped_and_never_trains_on_d():
-    plan = plan_training(D, "v1", D - dt.timedelta(days=30), days(*range(1, 30)), cold_start_days=3, max_warm_days=7)
+    plan = plan_training(
+        D, "v1", D - dt.timedelta(days=30), days(*range(1, 30)), cold_start_days=3, max_warm_days=7
+    )
     assert plan.days == sorted(days(*range(1, 8)))
 
 

@@ -45,15 +45,26 @@ def _samples_file(root: Path) -> Path:
 
 def _rewrite_samples(root: Path, fn) -> None:
     f = _samples_file(root)
-    pq.write_table(fn(pq.read_table(f).to_pandas()).pipe(lambda df: __import__("pyarrow").Table.from_pandas(df, preserve_index=False)), f)
+    pq.write_table(
+        fn(pq.read_table(f).to_pandas()).pipe(
+            lambda df: __import__("pyarrow").Table.from_pandas(df, preserve_index=False)
+        ),
+        f,
+    )
 
 
 def test_clean_day_passes_and_writes_offline_artifacts(root: Path, tmp_path: Path):
     r = run_validation(_cfg(tmp_path), DAY, str(root))
     assert r.passed and not r.failed_critical
     names = {o.name for o in r.critical}
-    assert {"schema.event_timestamp", "domain.conversion_implies_click", "day.volume", "labels.complete",
-            "manifest.dead_letter_share", "nulls.user_id"} <= names
+    assert {
+        "schema.event_timestamp",
+        "domain.conversion_implies_click",
+        "day.volume",
+        "labels.complete",
+        "manifest.dead_letter_share",
+        "nulls.user_id",
+    } <= names
     ctr = next(o for o in r.critical if o.name == "day.ctr")
     assert 0.03 < ctr.observed < 0.07 and ctr.expected == {"min_value": 0.005, "max_value": 0.2}
     out = Path(tmp_path / "art" / "validation" / f"dt={DAY}")
