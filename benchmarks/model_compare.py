@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import statistics
 import sys
 import time
@@ -24,21 +25,31 @@ import pandas as pd
 from components.common.tables import has_table, read_table
 from taml import layout, storage
 from taml.config import load_config
+from taml.errors import TamlError
 
 ALL_MODELS = ("taml", "mlp", "mmoe", "ple", "esmm", "aitm")
 METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc")
 
 
 def build_tables(config, data_root: str, days: list[dt.date], rebuild: bool) -> None:
-    """Ingest and build features for every day in order (stats of D-1 feed the table of D)."""
+    """Ingest, validate and build features for every day in order, as the daily run does.
+
+    The stats of D-1 feed the table of D, so days go in order. A day that fails validation stops
+    the benchmark: a comparison must not train or test on data the pipeline would refuse.
+    """
     from components.features import build_features
     from components.ingest import run_ingest
+    from components.validate import run_validation
 
     for day in days:
         if has_table(data_root, day) and not rebuild:
             continue
         t0 = time.perf_counter()
         run_ingest(config, day, data_root, [])
+        verdict = run_validation(config, day, data_root)
+        if not verdict.passed:
+            failed = "; ".join(o.message() for o in verdict.failed_critical)
+            raise TamlError(f"{day} fails validation, so it cannot be benchmarked: {failed}")
         build_features(config, day, data_root)
         print(f"built the feature table of {day} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
@@ -104,12 +115,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     p.add_argument("--out", default="bench-out/model.json")
+    p.add_argument(
+        "--artifact-root", help="where the validation reports go (default: beside --out, in artifacts/)"
+    )
     args = p.parse_args(argv)
+    # Progress lines are printed; the libraries' INFO chatter (Great Expectations, Feast) is not.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("model").setLevel(logging.INFO)
+    try:
+        return run(args)
+    except TamlError as e:
+        print(f"taml bench model: error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
 
     train_days = [args.train_start + dt.timedelta(days=i) for i in range(args.train_days)]
     if args.test_day <= train_days[-1]:
         raise SystemExit(f"--test-day {args.test_day} must come after the last training day {train_days[-1]}")
-    config = load_config(overrides=[f"paths.data_root={args.data_root}", *args.overrides])
+    out = Path(args.out)
+    artifact_root = args.artifact_root or str(out.parent / "artifacts")
+    config = load_config(
+        overrides=[
+            f"paths.data_root={args.data_root}",
+            f"paths.artifact_root={artifact_root}",
+            *args.overrides,
+        ]
+    )
     build_tables(config, args.data_root, [*train_days, args.test_day], args.rebuild)
 
     from model import compare_models
@@ -117,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     train = read_table(args.data_root, train_days)
     test = read_table(args.data_root, [args.test_day])
     truth = read_truth(args.data_root, args.test_day)
-    out = Path(args.out)
     train_cfg = config.train.model_copy(update={"epochs": args.epochs, "progress": False})
     t0 = time.perf_counter()
     report = compare_models(

@@ -6,6 +6,7 @@ scored once per trained model and never used for any choice (no early stopping, 
 
 from __future__ import annotations
 
+import logging
 import statistics
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from model.spec import FeatureSpec, ModelConfig, TrainConfig
 from model.taml import EXPERT_GROUPS, TAML, TASKS
 from model.trainer import train as train_model
 from model.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
 
 ABLATIONS: dict[str, dict[str, Any]] = {
     "taml_single_learner": {"n_learners": 1},
@@ -100,8 +103,13 @@ def compare_models(
             speeds.append(result.samples_per_s)
             keys = ("p_ctr", "p_cvr", "p_ctcvr", "gates") if name == "taml" else ("p_ctr", "p_cvr", "p_ctcvr")
             pred = predict_encoded(model, x_test, tc.eval_batch_size, keys=keys)
-            for k, val in _aucs(c_test, v_test, pred["p_ctr"], pred["p_cvr"], pred["p_ctcvr"]).items():
+            aucs = _aucs(c_test, v_test, pred["p_ctr"], pred["p_cvr"], pred["p_ctcvr"])
+            for k, val in aucs.items():
                 entry[k].append(val)
+            log.info(
+                "%s seed %d: AUC ctr %.4f cvr %.4f ctcvr %.4f, %.0f samples/s",
+                name, tc.seed, aucs["ctr_auc"], aucs["cvr_auc"], aucs["ctcvr_auc"], result.samples_per_s,
+            )  # fmt: skip
             if name == "taml" and isinstance(model, TAML):
                 gate_sums.append(model.gate_group_weights(torch.from_numpy(pred["gates"])).numpy())
         entry["samples_per_s"] = statistics.median(speeds)

@@ -188,6 +188,8 @@ def _run_gx(suites: dict[str, list[Check]], frames: dict[str, pd.DataFrame]) -> 
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # GX pins this logger at INFO and announces each ephemeral context there: not news to anyone.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas("taml")
