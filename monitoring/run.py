@@ -117,6 +117,38 @@ def _obtain_predictions(
     return df, "scored by the monitor"
 
 
+def _without_warming_stats(
+    config: Config, data_root: str, days: list[dt.date], features: FeatureColumns
+) -> tuple[FeatureColumns, list[str]]:
+    """``features`` less the trailing-window stats when a compared day saw a partial window.
+
+    A row of day X carries the stats as of the end of X-1 (point-in-time). While the history is
+    shorter than the window, those counts grow day by day by construction, and every drift test
+    on them would fire through the first week. Ingest records the days each window used
+    (``manifest.inputs.stats_days``); an absent manifest proves nothing (predictions passed in
+    from elsewhere, or the day before a history) and leaves the stats in.
+    """
+    from components.features.store import definitions
+
+    d = definitions()
+    stats = {d.stats_feature(entity, stat) for entity in ("user", "item") for stat, _ in d.STATS}
+    watched = stats & set(features.all)
+    if not watched:
+        return features, []
+    need = config.ingest.stats_window_days
+    short = []
+    for x in sorted(days):
+        uri = L.manifest_path(data_root, x - dt.timedelta(days=1))
+        if not storage.exists(uri):
+            continue
+        used = len(storage.read_json(uri).get("inputs", {}).get("stats_days", []))
+        if used < need:
+            short.append(f"{x}: {used} of {need} days")
+    if not short:
+        return features, []
+    return features.keep(set(features.all) - watched), short
+
+
 def _present(features: FeatureColumns, *frames: pd.DataFrame | None) -> tuple[FeatureColumns, list[str]]:
     """Features present in every frame; the absent ones are reported.
 
@@ -181,6 +213,9 @@ def run_monitor(
     window = load_reference(artifact_root, day, cfg.reference_days, per_day, cfg.sample_seed)
     reference = window.frame
     features, missing_features = _present(feature_columns(config), current, reference)
+    warming: list[str] = []
+    if reference is not None and cfg.stats_warmup_exclude:
+        features, warming = _without_warming_stats(config, data_root, [day, *window.days], features)
 
     notes: list[str] = []
     floors: list[Status] = []
@@ -214,6 +249,11 @@ def run_monitor(
         floors.append(cfg.validation_failed_status)
     if missing_features:
         notes.append(f"input columns missing (left out of drift): {', '.join(missing_features)}")
+    if warming:
+        notes.append(
+            f"stats window still filling ({'; '.join(warming)}): the trailing-window stats are left out "
+            "of drift until every compared day sees a full window"
+        )
 
     external = [
         ExternalFigure(

@@ -385,6 +385,11 @@ class MonitorConfig(Section):
         default_factory=lambda: ["user_id", "item_id", "shop_id", "brand_id"],
         description="Inputs left out of drift: ids that turn over daily by design (see unseen_share).",
     )
+    stats_warmup_exclude: bool = Field(
+        True,
+        description="Leave the trailing-window stats out of drift while that window is still filling "
+        "(the first days of a history, when their counts grow by construction).",
+    )
     cat_drift_method: DriftMethod = Field(
         "jensenshannon", description="Evidently drift method of categorical and bucketized inputs."
     )

@@ -106,6 +106,39 @@ def test_no_reference_warns_and_skips_drift(tmp_path):
     assert "input_drift_share" not in r.headline_metrics and "ctr_calibration" in r.headline_metrics
 
 
+def _drift_columns(result) -> set[str]:
+    report = json.loads(Path(result.json_uri).read_text())
+    names = [m.get("metric_name", "") for m in report["metrics"]]
+    return {n.split("column=")[1].split(",")[0] for n in names if n.startswith("ValueDrift(column=")}
+
+
+def test_stats_leave_drift_while_their_window_fills(root, tmp_path):
+    # The stats of a day's rows come from the window ending the day before; ingest records its days.
+    data = tmp_path / "data"
+
+    def manifests(window_days):
+        for k in range(0, 5):
+            d = DAY - dt.timedelta(days=k)
+            days = [str(d - dt.timedelta(days=i)) for i in range(window_days)]
+            path = data / "curated" / "manifest" / f"dt={d}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"inputs": {"stats_days": days}}))
+
+    manifests(window_days=3)  # the first days of a history: 3 of 7
+    r = run_monitor(_config(), DAY, str(data), root, write_history=False)
+    assert "user_ctr_7d" not in _drift_columns(r) and "device" in _drift_columns(r)
+    assert any("stats window still filling" in n and "3 of 7 days" in n for n in r.notes)
+
+    manifests(window_days=7)  # full windows: the stats are watched again
+    r = run_monitor(_config(), DAY, str(data), root, write_history=False)
+    assert "user_ctr_7d" in _drift_columns(r)
+    assert not any("stats window" in n for n in r.notes)
+
+    manifests(window_days=3)  # and the switch turns the exclusion off
+    r = run_monitor(_config(stats_warmup_exclude=False), DAY, str(data), root, write_history=False)
+    assert "user_ctr_7d" in _drift_columns(r)
+
+
 def test_sampling_above_max_rows_is_said(root):
     r = run_monitor(_config(max_rows=1000), DAY, "unused", root, write_history=False)
     assert r.sampled and r.rows == 4000 and r.rows_used == 1000
