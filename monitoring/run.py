@@ -39,6 +39,7 @@ from monitoring.status import Status, day_status, outcomes
 from taml import layout as L
 from taml import storage
 from taml.config import Config, MonitorBounds
+from taml.feature_repo import stats_features
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +129,7 @@ def _without_warming_stats(
     (``manifest.inputs.stats_days``); an absent manifest proves nothing (predictions passed in
     from elsewhere, or the day before a history) and leaves the stats in.
     """
-    from components.features.store import definitions
-
-    d = definitions()
-    stats = {d.stats_feature(entity, stat) for entity in ("user", "item") for stat, _ in d.STATS}
-    watched = stats & set(features.all)
+    watched = stats_features() & set(features.all)
     if not watched:
         return features, []
     need = config.ingest.stats_window_days

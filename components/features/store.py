@@ -16,15 +16,14 @@ import json
 import logging
 import os
 import sqlite3
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from taml import layout as L
 from taml import storage
 from taml.config import Config
 from taml.errors import TamlError
+from taml.feature_repo import FEATURE_REPO, definitions
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FEATURE_REPO = Path(__file__).resolve().parents[2] / "feature_repo"
 REGISTRY_FILE = "registry.db"
 ONLINE_FILE = "online_store.db"
 APPLIED_FILE = "applied.json"
@@ -48,26 +46,10 @@ APPLY_SETTINGS = (
     "redis_connection_string",
     "registry_path",
 )
-_MODULE = "taml_feature_definitions"
 
 
 class FeatureStoreError(TamlError):
     """The feature store could not be set up, written or read; the message says where."""
-
-
-def definitions() -> ModuleType:
-    """``feature_repo/definitions.py`` as a module (loaded once per process)."""
-    if _MODULE in sys.modules:
-        return sys.modules[_MODULE]
-    path = FEATURE_REPO / "definitions.py"
-    if not path.exists():
-        raise FeatureStoreError(f"Feast definitions not found: {path}")
-    spec = importlib.util.spec_from_file_location(_MODULE, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_MODULE] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _local(data_root: str) -> str:
