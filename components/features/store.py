@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import logging
 import os
