@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +13,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from components.common.production import load_production
 from components.common.records import write_record
 from components.common.tables import read_table
 from components.evaluate.gate import ModelMetrics, judge
-from taml import layout, registry, storage
+from taml import layout, storage
 from taml.config import Config
 from taml.errors import TamlError
 
@@ -112,15 +112,14 @@ def run_evaluate(
         candidate = load_model_version(candidate_dir)
         cand_pred = score(candidate, table, batch_size=config.train.eval_batch_size)
         cand = ModelMetrics(candidate.version, day_metrics(table, cand_pred))
+        # Nothing served D before the first deployment: the candidate's scores stand in, so the
+        # monitor has D as reference for the model that will serve next.
         served_pred, served_version = cand_pred, candidate.version
 
     prod: ModelMetrics | None = None
-    alias = registry.read_alias(artifact_root, config.pipeline.model_name)
-    if alias is not None:
-        with tempfile.TemporaryDirectory(prefix="taml-eval-") as tmp:
-            local = registry.download_version(artifact_root, config.pipeline.model_name, alias.version, tmp)
-            production = load_model_version(local)
-            prod_pred = score(production, table, batch_size=config.train.eval_batch_size)
+    production = load_production(config, artifact_root)
+    if production is not None:
+        prod_pred = score(production, table, batch_size=config.train.eval_batch_size)
         prod = ModelMetrics(production.version, day_metrics(table, prod_pred))
         served_pred, served_version = prod_pred, production.version
 
@@ -173,10 +172,10 @@ def score_served_model(config: Config, date: dt.date, data_root: str, artifact_r
     never become training data).
     """
     from components.common.tables import has_table
-    from model import load_model_version, score
+    from model import score
 
-    alias = registry.read_alias(artifact_root, config.pipeline.model_name)
-    if alias is None:
+    production = load_production(config, artifact_root)
+    if production is None:
         raise NoProductionModelError(f"cannot score {date}: there is no production model yet")
     if has_table(data_root, date):
         table = read_table(data_root, [date])
@@ -187,8 +186,5 @@ def score_served_model(config: Config, date: dt.date, data_root: str, artifact_r
 
         ensure_applied(config, data_root)
         table = point_in_time(config, None, read_samples(data_root, date).to_pandas(), data_root)
-    with tempfile.TemporaryDirectory(prefix="taml-score-") as tmp:
-        local = registry.download_version(artifact_root, config.pipeline.model_name, alias.version, tmp)
-        production = load_model_version(local)
-        pred = score(production, table, batch_size=config.train.eval_batch_size)
+    pred = score(production, table, batch_size=config.train.eval_batch_size)
     return _predictions_table(table, pred, production.version).to_pandas()

@@ -6,14 +6,14 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from components.common.production import load_production
 from components.common.records import write_record
 from components.common.tables import has_table, read_table
 from components.train.policy import TrainingPlan, plan_training
-from taml import code_revision, registry
+from taml import code_revision
 from taml.config import Config
 
 log = logging.getLogger(__name__)
@@ -31,19 +31,6 @@ class TrainOutcome:
     samples_per_s: float = 0.0
     final_loss: float | None = None
     model_dir: str | None = None
-
-
-def load_production(config: Config, artifact_root: str, workdir: Path):
-    """The production model as a LoadedModel, or None when there is no alias yet."""
-    from model import load_model_version
-
-    alias = registry.read_alias(artifact_root, config.pipeline.model_name)
-    if alias is None:
-        return None
-    local = registry.download_version(
-        artifact_root, config.pipeline.model_name, alias.version, workdir / alias.version
-    )
-    return load_model_version(local)
 
 
 def version_id(plan: TrainingPlan, config: Config) -> str:
@@ -72,44 +59,43 @@ def run_train(
     from model import VersionMetadata, fit, save_model_version
     from model.artifacts import TrainingWindow
 
-    with tempfile.TemporaryDirectory(prefix="taml-train-") as tmp:
-        parent = load_production(config, artifact_root, Path(tmp))
-        lookback = max(config.pipeline.cold_start_days, config.pipeline.max_warm_days)
-        candidates = [date - dt.timedelta(days=i) for i in range(1, lookback + 1)]
-        if parent is not None and parent.metadata.trained_through:
-            gap = (date - parent.metadata.trained_through).days
-            candidates += [date - dt.timedelta(days=i) for i in range(1, gap)]
-        available = {d for d in set(candidates) if has_table(data_root, d)}
-        plan = plan_training(
-            date,
-            parent.version if parent else None,
-            parent.metadata.trained_through if parent else None,
-            available,
-            config.pipeline.cold_start_days,
-            config.pipeline.max_warm_days,
-            config.pipeline.min_train_days,
-        )
-        log.info("training plan for %s: %s", date, plan.reason)
-        if plan.mode == "skip":
-            outcome = TrainOutcome(False, plan.mode, plan.reason, parent_version=plan.parent_version)
-            write_record(artifact_root, date, "train", asdict(outcome))
-            return outcome
+    parent = load_production(config, artifact_root)
+    lookback = max(config.pipeline.cold_start_days, config.pipeline.max_warm_days)
+    candidates = [date - dt.timedelta(days=i) for i in range(1, lookback + 1)]
+    if parent is not None and parent.metadata.trained_through:
+        gap = (date - parent.metadata.trained_through).days
+        candidates += [date - dt.timedelta(days=i) for i in range(1, gap)]
+    available = {d for d in set(candidates) if has_table(data_root, d)}
+    plan = plan_training(
+        date,
+        parent.version if parent else None,
+        parent.metadata.trained_through if parent else None,
+        available,
+        config.pipeline.cold_start_days,
+        config.pipeline.max_warm_days,
+        config.pipeline.min_train_days,
+    )
+    log.info("training plan for %s: %s", date, plan.reason)
+    if plan.mode == "skip":
+        outcome = TrainOutcome(False, plan.mode, plan.reason, parent_version=plan.parent_version)
+        write_record(artifact_root, date, "train", asdict(outcome))
+        return outcome
 
-        table = read_table(data_root, plan.days)
-        result = fit(table, config.feature_spec, config.model, config.train, parent=parent)
-        history = result.result.history
-        final_loss = float(history[-1]["loss"]) if history and "loss" in history[-1] else None
-        version = version_id(plan, config)
-        metadata = VersionMetadata(
-            version=version,
-            parent_version=plan.parent_version,
-            trained_through=plan.days[-1],
-            training_window=TrainingWindow(start=plan.days[0], end=plan.days[-1]),
-            seed=config.train.seed,
-            code_revision=code_revision(),
-            metrics={"train_samples": len(table), "final_loss": final_loss},
-        )
-        save_model_version(out_dir, result.model, result.spec, result.vocab, metadata, overwrite=True)
+    table = read_table(data_root, plan.days)
+    result = fit(table, config.feature_spec, config.model, config.train, parent=parent)
+    history = result.result.history
+    final_loss = float(history[-1]["loss"]) if history and "loss" in history[-1] else None
+    version = version_id(plan, config)
+    metadata = VersionMetadata(
+        version=version,
+        parent_version=plan.parent_version,
+        trained_through=plan.days[-1],
+        training_window=TrainingWindow(start=plan.days[0], end=plan.days[-1]),
+        seed=config.train.seed,
+        code_revision=code_revision(),
+        metrics={"train_samples": len(table), "final_loss": final_loss},
+    )
+    save_model_version(out_dir, result.model, result.spec, result.vocab, metadata, overwrite=True)
     outcome = TrainOutcome(
         trained=True,
         mode=plan.mode,
