@@ -14,7 +14,7 @@ RUN_DAYS ?= 6
 RUN_IMPRESSIONS ?= 60000
 PYTEST_ARGS ?=
 
-.PHONY: install run test bench compile serve lint clean
+.PHONY: install system-deps run test bench compile serve lint clean
 
 install: $(STAMP)
 
@@ -37,10 +37,14 @@ run: $(STAMP)
 	$(TAML) backfill --start $(RUN_START) --days $(RUN_DAYS) \
 		--data-root $(DEMO)/data --artifact-root $(DEMO)/artifacts
 
-test: $(STAMP)
+# Debian packages some tests start on loopback (redis-server, chromium): installed when missing.
+system-deps:
+	@tools/system-deps.sh
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(TAML) bench all --out-dir bench-out
 
 compile: $(STAMP)
