@@ -14,7 +14,7 @@ RUN_DAYS ?= 6
 RUN_IMPRESSIONS ?= 60000
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps run test bench compile serve lint clean
+.PHONY: install system-deps run test bench compile serve lint clean config
 
 install: $(STAMP)
 
@@ -52,6 +52,12 @@ compile: $(STAMP)
 
 serve: $(STAMP)
 	$(TAML) serve --data-root $(DATA_ROOT) --artifact-root $(ARTIFACT_ROOT)
+
+# config/default.yaml is generated from the schema (taml/config.py, model/spec.py): never edit it
+# by hand. Written aside first, so a failing schema leaves the old file in place.
+config: $(STAMP)
+	$(PY) -m taml.config_defaults > config/default.yaml.new
+	mv config/default.yaml.new config/default.yaml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -132,7 +132,10 @@ class SimulatorConfig(Section):
     )
     gzip: bool = Field(True, description="Write .jsonl.gz (else plain .jsonl).")
     gzip_level: int = Field(1, ge=1, le=9, description="gzip compression level.")
-    scenarios: SimulatorScenarios = SimulatorScenarios()
+    scenarios: SimulatorScenarios = Field(
+        default_factory=SimulatorScenarios,
+        description="Parameters of the scenarios (--scenario NAME --scenario-day D).",
+    )
 
 
 class IngestConfig(Section):
@@ -521,18 +524,57 @@ class Config(Section):
     profile: Literal["local", "gcp"] = Field(
         "local", description="Which config/{profile}.yaml was layered on."
     )
-    paths: PathsConfig = PathsConfig()
-    simulator: SimulatorConfig = SimulatorConfig()
-    ingest: IngestConfig = IngestConfig()
-    evaluate: EvaluateConfig = EvaluateConfig()
-    pipeline: PipelineConfig = PipelineConfig()
-    feature_spec: FeatureSpec = Field(default_factory=default_feature_spec)
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    validation: ValidateConfig = ValidateConfig()
-    features: FeaturesConfig = FeaturesConfig()
-    monitor: MonitorConfig = MonitorConfig()
-    serving: ServingConfig = ServingConfig()
+    paths: PathsConfig = Field(
+        default_factory=PathsConfig,
+        description="Where data and artifacts live. Every command also takes --data-root and --artifact-root.",
+    )
+    simulator: SimulatorConfig = Field(
+        default_factory=SimulatorConfig, description="The synthetic ad platform (`taml simulate`)."
+    )
+    ingest: IngestConfig = Field(
+        default_factory=IngestConfig,
+        description="Step 1: raw logs -> labeled samples, dead letters, stats (Beam).",
+    )
+    evaluate: EvaluateConfig = Field(
+        default_factory=EvaluateConfig,
+        description="Step 5: candidate vs production on the same unseen day, and the blessing rules.",
+    )
+    validation: ValidateConfig = Field(
+        default_factory=ValidateConfig,
+        description="Step 2: the validation gate (Great Expectations). `critical` bounds stop the run; "
+        "`warning` bounds (softer) are only reported. Results: {artifact_root}/validation/dt=D/.",
+    )
+    features: FeaturesConfig = Field(
+        default_factory=FeaturesConfig,
+        description="Step 3: the Feast feature store (feature_repo/, docs/FEATURES.md).",
+    )
+    pipeline: PipelineConfig = Field(
+        default_factory=PipelineConfig,
+        description="The daily run's policy (steps 4-6): training window, model name, train task resources.",
+    )
+    feature_spec: FeatureSpec = Field(
+        default_factory=default_feature_spec,
+        description="Model inputs: categorical fields and bucketized stats (vocabularies: min_count, "
+        "0 = missing, 1 = OOV).",
+    )
+    model: ModelConfig = Field(
+        default_factory=ModelConfig,
+        description="The architecture and its options (model/spec.py; only the chosen architecture's "
+        "section is used).",
+    )
+    train: TrainConfig = Field(
+        default_factory=TrainConfig,
+        description="The trainer (model/trainer.py): paper defaults Adam lr 1e-3, batch 2000, L2 1e-6.",
+    )
+    monitor: MonitorConfig = Field(
+        default_factory=MonitorConfig,
+        description="Step 7: the daily drift and calibration report (monitoring/, docs/MONITORING.md). "
+        "Two-level bounds: outside warn_* the day warns, outside alert_* it alerts (null: not checked).",
+    )
+    serving: ServingConfig = Field(
+        default_factory=ServingConfig,
+        description="`taml serve`: the online prediction server (serving/, docs/SERVING.md).",
+    )
 
     @model_validator(mode="after")
     def _windows_agree(self) -> Config:

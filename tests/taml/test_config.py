@@ -113,3 +113,53 @@ def test_default_yaml_documents_every_knob_with_the_schema_default():
         leaf = key.split(".")[-1]
         idx = next(i for i, line in enumerate(lines) if re.match(rf"\s*{leaf}:", line))
         assert lines[idx - 1].strip().startswith("#"), f"{key} has no comment in default.yaml"
+
+
+def test_default_yaml_is_the_text_generated_from_the_schema():
+    from taml.config_defaults import render_defaults
+
+    assert (CONFIG_DIR / "default.yaml").read_text() == render_defaults(), (
+        "config/default.yaml is generated from the schema: run `make config`"
+    )
+
+
+def test_generator_writes_every_kind_of_value_and_refuses_an_undocumented_knob():
+    import datetime as dt
+
+    from pydantic import Field
+
+    from taml.config_defaults import UndocumentedKnob, render_defaults
+
+    class Item(BaseModel):
+        name: str = Field(description="Name.")
+        weight: float = Field(1.0, description="Weight.")
+
+    class Inner(BaseModel):
+        """Inner section, documented by its docstring."""
+
+        day: dt.date = Field(dt.date(2020, 1, 2), description="A date.")
+        ratio: float | None = Field(1e-06, description="A small float\nover two lines.")
+        items: list[Item] = Field(
+            default_factory=lambda: [Item(name="a"), Item(name="b", weight=2.0)], description="Items."
+        )
+        by_key: dict[str, Item] = Field(default_factory=lambda: {"k": Item(name="c")}, description="Map.")
+        pair: tuple[int, int] = Field((1, 2), description="Pair.")
+        text: str = Field('say "hi": #not a comment', description="Text.")
+
+    class Schema(BaseModel):
+        inner: Inner = Field(default_factory=Inner, description="The only section.")
+        flag: bool | None = Field(None, description="Flag.")
+
+    text = render_defaults(Schema)
+    assert Schema.model_validate(yaml.safe_load(text)) == Schema()
+    assert '# The only section.\ninner:\n  # A date.\n  day: "2020-01-02"\n' in text
+    assert "  # A small float over two lines.\n  ratio: 1e-06\n" in text
+    assert '  items:\n    - {"name": "a"}\n    - {"name": "b", "weight": 2.0}\n' in text
+    assert '  by_key:\n    k: {"name": "c", "weight": 1.0}\n' in text
+
+    class Undocumented(BaseModel):
+        inner: Inner = Field(default_factory=Inner, description="Section.")
+        knob: int = 3
+
+    with pytest.raises(UndocumentedKnob, match="knob"):
+        render_defaults(Undocumented)
