@@ -29,6 +29,8 @@ _EXPORTS = {
     "ModelConfigError": "model.errors",
     "ModelError": "model.errors",
     "TrainingError": "model.errors",
+    "expected_auc": "model.expected_auc",
+    "expected_log_loss": "model.expected_auc",
     "FitResult": "model.fitting",
     "fit": "model.fitting",
     "auc": "model.metrics",
@@ -74,6 +76,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from model.compare import compare_models  # noqa: F401
     from model.encode import encode, encode_labels  # noqa: F401
     from model.errors import FeatureSpecError, ModelArtifactError, ModelConfigError, ModelError, TrainingError  # noqa: F401
+    from model.expected_auc import expected_auc, expected_log_loss  # noqa: F401
     from model.fitting import FitResult, fit  # noqa: F401
     from model.metrics import auc, calibration_ratio, ece, evaluate_predictions, log_loss  # noqa: F401
     from model.registry import MODELS, build_model  # noqa: F401
@@ -89,7 +92,7 @@ __all__ = [
     "FeatureSpec", "FieldSpec", "ModelConfig", "TrainConfig", "default_feature_spec",
     "Vocabulary", "encode", "encode_labels",
     "MultiTaskModel", "build_model", "train", "TrainResult", "resolve_device", "fit", "FitResult", "warm_start",
-    "auc", "log_loss", "calibration_ratio", "ece", "evaluate_predictions",
+    "auc", "log_loss", "calibration_ratio", "ece", "evaluate_predictions", "expected_auc", "expected_log_loss",
     "LoadedModel", "VersionMetadata", "save_model_version", "load_model_version", "score", "predict_encoded",
     "compare_models",
     "ModelError", "FeatureSpecError", "ModelConfigError", "ModelArtifactError", "TrainingError",
