@@ -212,40 +212,22 @@ def monitor(
 ) -> str:
     import shutil
 
-    from components.common.records import write_record
     from pipelines.runtime import local_copy, step_context
 
     config, day = step_context(profile, overrides, data_root, artifact_root, date)
-    from components.evaluate import NoProductionModelError, score_served_model
-    from monitoring import run_monitor
+    from components.monitor import run_monitor_step
 
-    try:
-        result = run_monitor(
-            config,
-            day,
-            data_root,
-            artifact_root,
-            validation_failed=validation_failed,
-            scorer=score_served_model,
-        )
-    except NoProductionModelError as e:
-        # The first days of a history: no model served them, so there is nothing to monitor.
-        write_record(artifact_root, day, "monitor", {"status": "no model", "reason": str(e)})
+    out = run_monitor_step(config, day, data_root, artifact_root, validation_failed=validation_failed)
+    if out.result is None:
         with open(report.path, "w") as f:
-            f.write(f"<html><body><h1>Monitoring {day}</h1><p>{e}</p></body></html>")
-        return "no model"
-    write_record(
-        artifact_root,
-        day,
-        "monitor",
-        {"status": result.status, "report": result.html_uri, "headline": result.headline_metrics},
-    )
-    with local_copy(result.html_uri) as path:
+            f.write(f"<html><body><h1>Monitoring {day}: {out.status}</h1><p>{out.reason}</p></body></html>")
+        return out.status
+    with local_copy(out.result.html_uri) as path:
         shutil.copyfile(path, report.path)
-    for key, value in result.headline_metrics.items():
+    for key, value in out.headline_metrics.items():
         if value is not None and value == value:
             metrics.log_metric(key, float(value))
-    return result.status
+    return out.status
 
 
 STEPS = (ingest, validate, features, train, evaluate, deploy, monitor)

@@ -32,19 +32,23 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from components.evaluate import score_served_model
-    from monitoring import run_monitor
+    import sys
+
+    from components.monitor import run_monitor_step
     from monitoring.status import STATUS_ORDER
 
-    result = run_monitor(
+    out = run_monitor_step(
         config,
         args.date,
         config.paths.data_root,
         config.paths.artifact_root,
         validation_failed=args.validation_failed,
-        scorer=score_served_model,
         write_history=not args.no_history,
     )
+    result = out.result
+    if result is None:
+        print(f"taml drift: error: nothing to monitor on {args.date}: {out.reason}", file=sys.stderr)
+        return 2
     print(f"monitor {result.date}: {result.status.upper()} ({result.rows:,} rows, {result.seconds:.1f} s)")
     for note in result.notes:
         print(f"  note: {note}")

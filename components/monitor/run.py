@@ -1,0 +1,70 @@
+"""Step 7: monitor day D with the model that served it, and write the step's run record.
+
+The KFP shell and ``taml drift`` both call :func:`run_monitor_step`. It wires monitoring/ to the
+scorer of the served model (components/evaluate) and decides what a day without a served model
+means: nothing to monitor, said in the record, not an error (the first days of a history).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from components.common.records import write_record
+from components.evaluate import NoProductionModelError, score_served_model
+from monitoring import MonitorResult, run_monitor
+from taml.config import Config
+
+NO_MODEL = "no model"
+
+
+@dataclass
+class MonitorOutcome:
+    """``status`` is ok / warn / alert, or ``no model`` (then ``result`` is None and ``reason`` says why)."""
+
+    status: str
+    reason: str = ""
+    result: MonitorResult | None = None
+
+    @property
+    def headline_metrics(self) -> dict[str, float]:
+        return self.result.headline_metrics if self.result is not None else {}
+
+
+def run_monitor_step(
+    config: Config,
+    date: dt.date,
+    data_root: str,
+    artifact_root: str,
+    *,
+    validation_failed: bool = False,
+    write_history: bool = True,
+) -> MonitorOutcome:
+    """Report on ``date``; raises ``MonitorInputError`` on unusable predictions (from monitoring/)."""
+    try:
+        result = run_monitor(
+            config,
+            date,
+            data_root,
+            artifact_root,
+            validation_failed=validation_failed,
+            scorer=score_served_model,
+            write_history=write_history,
+        )
+    except NoProductionModelError as e:
+        outcome = MonitorOutcome(NO_MODEL, reason=str(e))
+        write_record(artifact_root, date, "monitor", {"status": NO_MODEL, "reason": outcome.reason})
+        return outcome
+    write_record(
+        artifact_root,
+        date,
+        "monitor",
+        {
+            "status": result.status,
+            "report": result.html_uri,
+            "headline": result.to_dict()["headline_metrics"],
+            "problems": result.problems,
+            "validation_failed": validation_failed,
+        },
+    )
+    return MonitorOutcome(result.status, result=result)
