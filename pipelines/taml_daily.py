@@ -4,9 +4,12 @@
                                       │                                        └─ monitor
                                       └─ failed ─ monitor (the day that needs a report most)
 
-Caching: tasks that resolve "the current production model" (train, evaluate, deploy, monitor)
-never cache; the others are keyed by their inputs, the date included. (No postponed annotations
-here: KFP reads the parameter types at definition time.)
+Caching is off for every step. KFP keys a cached result on a task's parameters, but what these
+steps read are files: raw logs that land late (validate for D fails until D+1 is there), the
+production alias (train, evaluate, deploy, monitor). A cache hit would replay yesterday's verdict
+on today's files, or skip a side effect (features materializes the online store). Only
+resolve-date, a pure function of its parameters, may cache. (No postponed annotations here: KFP
+reads the parameter types at definition time.)
 """
 
 from kfp import dsl
@@ -45,9 +48,12 @@ def build_pipeline(config: Config):
             overrides=overrides,
         )
         ingest = c["ingest"](**common, beam_options=beam_options)
+        ingest.set_caching_options(False)
         validate = c["validate"](**common).after(ingest)
+        validate.set_caching_options(False)
         with dsl.If(validate.outputs["passed"] == True, name="validation-passed"):  # noqa: E712
             features = c["features"](**common)
+            features.set_caching_options(False)
             train = c["train"](**common).after(features)
             train.set_caching_options(False)
             train.set_cpu_limit(p.train_cpu).set_memory_limit(p.train_memory)
