@@ -157,6 +157,33 @@ def write_bytes(uri: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_new(uri: str, data: bytes) -> None:
+    """Create a file that must not exist yet; raises :class:`PreconditionFailed` if it does.
+
+    Of two concurrent writers exactly one succeeds. GCS: ``ifGenerationMatch=0``. Local: the
+    content is written aside and hard-linked into place, since ``link`` is create-only
+    (``O_EXCL`` semantics) and, unlike ``open(O_EXCL)``, never shows a reader a half-written file.
+    """
+    if is_gcs(uri):
+        with _gcs_errors(uri):
+            _blob(uri).upload_from_string(data, if_generation_match=0)
+        return
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise PreconditionFailed(f"{uri}: already exists") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def read_text(uri: str) -> str:
     return read_bytes(uri).decode("utf-8")
 
