@@ -7,11 +7,13 @@ TAML := $(VENV)/bin/taml
 STAMP := $(VENV)/.installed
 DATA_ROOT ?= ./data
 ARTIFACT_ROOT ?= ./artifacts
-# `make run` works in its own folder, made anew each time: a 6-day simulated history.
+# `make run` works in its own folder, made anew each time: an 8-day simulated history in the
+# `demo` density (Ali-CCP's impressions per user and per item, ~300 conversions a day).
 DEMO ?= ./demo
 RUN_START ?= 2026-11-01
-RUN_DAYS ?= 6
+RUN_DAYS ?= 8
 RUN_IMPRESSIONS ?= 60000
+RUN_DENSITY ?= demo
 PYTEST_ARGS ?=
 
 .PHONY: install system-deps run test bench compile serve lint clean config
@@ -33,7 +35,7 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	rm -rf $(DEMO)
 	$(TAML) simulate --out $(DEMO)/data --start $(RUN_START) --days $$(( $(RUN_DAYS) + 1 )) \
-		--impressions-per-day $(RUN_IMPRESSIONS) --seed 7
+		--impressions-per-day $(RUN_IMPRESSIONS) --seed 7 --set simulator.density=$(RUN_DENSITY)
 	$(TAML) backfill --start $(RUN_START) --days $(RUN_DAYS) \
 		--data-root $(DEMO)/data --artifact-root $(DEMO)/artifacts
 

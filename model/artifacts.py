@@ -3,7 +3,9 @@
     {version_dir}/
         weights.safetensors   every tensor of the state dict (never a pickle)
         model.json            {"format", "architecture", "model_config", "feature_spec", "vocab_sizes"}
-        vocab.json            the vocabularies (:meth:`model.vocab.Vocabulary.to_json`)
+        vocab.json            the vocabularies with their counts (:meth:`model.vocab.Vocabulary.to_json`)
+        optimizer.pt          optional: the optimizers' state at the end of training (tensors, numbers
+                              and strings only, read with ``weights_only=True``), for the next warm start
         metadata.json         version, parent version, trained-through date, training window, seed,
                               code revision, metrics, created_at, and "files": sha256 of each file above
 
@@ -38,6 +40,7 @@ WEIGHTS_FILE = "weights.safetensors"
 MODEL_FILE = "model.json"
 VOCAB_FILE = "vocab.json"
 METADATA_FILE = "metadata.json"
+OPTIMIZER_FILE = "optimizer.pt"
 CHECKSUMMED = (WEIGHTS_FILE, MODEL_FILE, VOCAB_FILE)
 FORMAT = 1
 _HASH_CHUNK = 1 << 20
@@ -47,6 +50,10 @@ class TrainingWindow(BaseModel):
     model_config = ConfigDict(extra="forbid")
     start: dt.date | None = Field(None, description="First impression day trained on.")
     end: dt.date | None = Field(None, description="Last impression day trained on.")
+    days: list[dt.date] = Field(
+        default_factory=list, description="Every day trained on (a window may skip failed days)."
+    )
+    conversions: int | None = Field(None, description="Conversions in the training window.")
 
 
 class VersionMetadata(BaseModel):
@@ -76,6 +83,8 @@ class LoadedModel:
     vocab: Vocabulary
     metadata: VersionMetadata
     path: Path | None = None
+    #: the optimizers' state saved with the version; loaded only on request (warm starts)
+    optimizer_state: dict[str, Any] | None = None
 
     @property
     def version(self) -> str:
@@ -98,6 +107,7 @@ def save_model_version(
     metadata: VersionMetadata,
     *,
     overwrite: bool = False,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write a complete version directory atomically (temporary sibling + rename)."""
     from safetensors.torch import save_file
@@ -127,7 +137,12 @@ def save_model_version(
             },
         )
         _write_json(tmp / VOCAB_FILE, vocab.to_json())
-        files = {name: sha256_file(tmp / name) for name in CHECKSUMMED}
+        names = list(CHECKSUMMED)
+        if optimizer_state is not None:
+            with open(tmp / OPTIMIZER_FILE, "wb") as fh:
+                torch.save({"format": FORMAT, **optimizer_state}, fh)
+            names.append(OPTIMIZER_FILE)
+        files = {name: sha256_file(tmp / name) for name in names}
         meta = metadata.model_copy(update={"files": files})
         _write_json(tmp / METADATA_FILE, meta.model_dump(mode="json"))
         if final.exists():
@@ -139,8 +154,13 @@ def save_model_version(
     return final
 
 
-def load_model_version(directory: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load and verify a version directory; any defect raises :class:`ModelArtifactError` naming the file."""
+def load_model_version(
+    directory: str | Path, device: str | torch.device = "cpu", *, with_optimizer: bool = False
+) -> LoadedModel:
+    """Load and verify a version directory; any defect raises :class:`ModelArtifactError` naming the file.
+
+    ``with_optimizer`` also loads the saved optimizer state (a warm start needs it, scoring does not).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -197,7 +217,36 @@ def load_model_version(directory: str | Path, device: str | torch.device = "cpu"
     _check_tensors(weights_path, model, tensors)
     model.load_state_dict(tensors, strict=True)
     model.to(device).eval()
-    return LoadedModel(model=model, config=config, spec=spec, vocab=vocab, metadata=metadata, path=root)
+    optimizer_state = load_optimizer_state(root) if with_optimizer else None
+    return LoadedModel(
+        model=model,
+        config=config,
+        spec=spec,
+        vocab=vocab,
+        metadata=metadata,
+        path=root,
+        optimizer_state=optimizer_state,
+    )
+
+
+def load_optimizer_state(directory: str | Path) -> dict[str, Any] | None:
+    """The optimizer state saved with a version (checksum verified), or None when it has none."""
+    root = Path(directory)
+    path = root / OPTIMIZER_FILE
+    expected = VersionMetadata.model_validate(_read_json(root / METADATA_FILE)).files.get(OPTIMIZER_FILE)
+    if expected is None:
+        return None
+    if not path.is_file():
+        raise ModelArtifactError(f"{path}: listed in {METADATA_FILE} but missing")
+    if sha256_file(path) != expected:
+        raise ModelArtifactError(f"{path}: checksum mismatch")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for truncated / foreign files
+        raise ModelArtifactError(f"{path}: cannot be read ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT or not {"dense", "sparse"} <= set(state):
+        raise ModelArtifactError(f"{path}: unknown optimizer state format")
+    return {"dense": state["dense"], "sparse": state["sparse"]}
 
 
 def _check_tensors(path: Path, model: MultiTaskModel, tensors: dict[str, torch.Tensor]) -> None:

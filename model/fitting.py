@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +19,7 @@ from model.spec import FeatureSpec, ModelConfig, TrainConfig
 from model.table import Table
 from model.trainer import TrainResult, train
 from model.vocab import Vocabulary
-from model.warmstart import warm_start
+from model.warmstart import grow_optimizer_state, warm_start
 
 
 @dataclass
@@ -29,6 +31,10 @@ class FitResult:
     result: TrainResult
     parent_version: str | None = None
 
+    @property
+    def optimizer_state(self) -> dict[str, Any] | None:
+        return self.result.optimizer_state
+
 
 def fit(
     table: Table,
@@ -38,14 +44,18 @@ def fit(
     *,
     parent: LoadedModel | str | Path | None = None,
     checkpoint_dir: str | Path | None = None,
+    row_days: Sequence[str] | None = None,
 ) -> FitResult:
     """Cold start (new vocabulary, fresh weights) or warm start from ``parent`` (grown vocabulary).
 
     A warm start keeps the parent's architecture and feature spec; asking for another architecture
     is an error rather than a silent cold start. On a cold start with ``init_output_bias`` the heads
-    start at the training base rates (see ``base_rates``); a warm start keeps the parent's weights.
+    start at the training base rates (see ``base_rates``); a warm start keeps the parent's weights
+    and, when the parent was saved with it, continues from its optimizer state. ``row_days`` (the
+    day of each row) lets the vocabulary count each day once per model line (``Vocabulary.grow``).
     """
-    loaded = load_model_version(parent) if isinstance(parent, str | Path) else parent
+    loaded = load_model_version(parent, with_optimizer=True) if isinstance(parent, str | Path) else parent
+    optimizer_state = None
     torch.manual_seed(train_config.seed)
     if loaded is not None:
         if loaded.config.architecture != model_config.architecture:
@@ -54,16 +64,26 @@ def fit(
                 f"the config asks for {model_config.architecture!r}"
             )
         spec, model_config = loaded.spec, loaded.config
-        vocab = loaded.vocab.grow(table, spec)
+        vocab = loaded.vocab.grow(table, spec, row_days)
         model = warm_start(loaded, vocab)
+        if loaded.optimizer_state is not None:
+            optimizer_state = grow_optimizer_state(loaded.optimizer_state, loaded.vocab.sizes, vocab.sizes)
     else:
-        vocab = Vocabulary.build(table, spec)
+        vocab = Vocabulary.build(table, spec, row_days)
         model = build_model(model_config, vocab.sizes)
     x = encode(table, spec, vocab)
     click, conversion = encode_labels(table, spec)
     if loaded is None and train_config.init_output_bias:
         model.init_output_bias(*base_rates(click, conversion), x=torch.as_tensor(x))
-    result = train(model, x, click, conversion, train_config, checkpoint_dir=checkpoint_dir)
+    result = train(
+        model,
+        x,
+        click,
+        conversion,
+        train_config,
+        checkpoint_dir=checkpoint_dir,
+        optimizer_state=optimizer_state,
+    )
     return FitResult(model, model_config, spec, vocab, result, loaded.version if loaded else None)
 
 

@@ -17,7 +17,7 @@ import contextlib
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,13 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     resumed_from_step: int | None = None
     device: str = "cpu"
+    #: {"dense": ..., "sparse": ...} optimizer state dicts at the end (CPU tensors), saved with the
+    #: version so the next warm start continues Adam's moments instead of restarting them
+    optimizer_state: dict[str, Any] | None = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
-        return asdict(self)
+        # not asdict(): it would deep-copy every optimizer tensor only to drop them
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "optimizer_state"}
 
 
 def resolve_device(name: str, info: distributed.DistInfo | None = None) -> torch.device:
@@ -82,8 +86,12 @@ def train(
     *,
     checkpoint_dir: str | Path | None = None,
     stop_after_steps: int | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on encoded samples; resumes from ``checkpoint_dir`` when it holds one.
+
+    ``optimizer_state`` (a warm start's parent's, laid out for this model's vocabulary) seeds the
+    optimizers' moments; the hyperparameters stay this run's. A checkpoint of this run wins over it.
 
     ``stop_after_steps`` ends this call early (after writing a checkpoint when a folder is given):
     it simulates a killed run in tests; unlike ``cfg.max_steps`` it is not part of the run's plan.
@@ -107,6 +115,8 @@ def train(
     sparse_names = [name for name, p in model.named_parameters() if any(p is s for s in sparse_params)]
     net = distributed.wrap(model, info, device, sparse_names)
     dense_opt, sparse_opt = make_optimizers(model, cfg)
+    if optimizer_state is not None:
+        load_optimizer_state(dense_opt, sparse_opt, optimizer_state, cfg)
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if device.type == "cuda" and cfg.bf16
@@ -240,7 +250,38 @@ def train(
         history=history,
         resumed_from_step=resumed_from,
         device=str(device),
+        optimizer_state={
+            "dense": _cpu(dense_opt.state_dict()),
+            "sparse": _cpu(sparse_opt.state_dict()),
+        },
     )
+
+
+def load_optimizer_state(
+    dense_opt: torch.optim.Optimizer,
+    sparse_opt: torch.optim.Optimizer,
+    state: dict[str, Any],
+    cfg: TrainConfig,
+) -> None:
+    """Restore saved moments; learning rate, betas, eps and L2 are this run's configuration."""
+    try:
+        dense_opt.load_state_dict(state["dense"])
+        sparse_opt.load_state_dict(state["sparse"])
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise TrainingError(f"the saved optimizer state does not fit this model ({e})") from None
+    for opt in (dense_opt, sparse_opt):
+        for group in opt.param_groups:
+            group.update(lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps, weight_decay=cfg.l2)
+
+
+def _cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu").clone()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
 
 
 def _check_indices(xs: torch.Tensor, sizes: list[int]) -> None:

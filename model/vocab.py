@@ -1,13 +1,19 @@
-"""Per-field vocabularies that only grow.
+"""Per-field vocabularies that only grow, with the counts they were admitted on.
 
 Index 0 is missing/null, index 1 is out-of-vocabulary (seen fewer than ``min_count`` times or never),
 values seen at least ``min_count`` times get indices 2, 3, ... in the order they were admitted.
 :meth:`Vocabulary.grow` appends newly frequent values and never moves an old one, so embedding row i
 means the same value across warm starts. Bucketized fields have a fixed vocabulary: 2 + buckets.
+
+Counts accumulate over every table a model line has seen (they travel with the version), so an id
+seen a few times a day gets a row once its total reaches ``min_count``. With a sliding training
+window a day is trained on by several versions; passing ``row_days`` (the day label of each row)
+counts each day once per line: ``counted_days`` records the days already in the counts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from model.errors import FeatureSpecError
-from model.spec import OOV_INDEX, RESERVED_INDICES, FeatureSpec, FieldSpec
-from model.table import Table, column
+from model.spec import OOV_INDEX, RESERVED_INDICES, FeatureSpec
+from model.table import Table, column, num_rows
 
 ValueType = Literal["int", "str"]
 
@@ -30,6 +36,8 @@ class FieldVocab:
     value_type: ValueType | None = None
     values: list[Any] = field(default_factory=list)
     boundaries: list[float] | None = None
+    #: occurrences of every value seen so far (admitted or not); empty for bucketized fields
+    counts: dict[Any, int] = field(default_factory=dict)
     _index: pd.Index | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -49,7 +57,14 @@ class FieldVocab:
     def to_json(self) -> dict[str, Any]:
         if self.kind == "bucketized":
             return {"kind": self.kind, "boundaries": list(self.boundaries or [])}
-        return {"kind": self.kind, "value_type": self.value_type, "values": list(self.values)}
+        keys = sorted(self.counts, key=lambda k: (-self.counts[k], k))
+        return {
+            "kind": self.kind,
+            "value_type": self.value_type,
+            "values": list(self.values),
+            "count_keys": keys,
+            "count_values": [int(self.counts[k]) for k in keys],
+        }
 
     @classmethod
     def from_json(cls, name: str, data: Any) -> FieldVocab:
@@ -67,16 +82,30 @@ class FieldVocab:
             raise FeatureSpecError(
                 f"vocabulary of field {name!r}: needs value_type int|str and a values list"
             )
-        ok = (
-            all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-            if vt == "int"
-            else all(isinstance(v, str) for v in values)
-        )
-        if not ok:
+        if not all(_is_type(v, vt) for v in values):
             raise FeatureSpecError(f"vocabulary of field {name!r}: values are not all of type {vt}")
         if len(set(values)) != len(values):
             raise FeatureSpecError(f"vocabulary of field {name!r}: duplicate values")
-        return cls(name=name, kind="categorical", value_type=vt, values=list(values))
+        keys, counts = data.get("count_keys", []), data.get("count_values", [])
+        if (
+            not isinstance(keys, list)
+            or not isinstance(counts, list)
+            or len(keys) != len(counts)
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+            or not all(_is_type(k, vt) for k in keys)
+            or len(set(keys)) != len(keys)
+        ):
+            raise FeatureSpecError(
+                f"vocabulary of field {name!r}: count_keys and count_values must be equally long lists "
+                f"of distinct {vt} values and non-negative integers"
+            )
+        return cls(
+            name=name,
+            kind="categorical",
+            value_type=vt,
+            values=list(values),
+            counts=dict(zip(keys, counts, strict=True)),
+        )
 
 
 @dataclass
@@ -84,6 +113,8 @@ class Vocabulary:
     """Vocabularies of every field of a feature spec, in spec order."""
 
     fields: dict[str, FieldVocab]
+    #: day labels whose rows are already in the counts (each day is counted once per model line)
+    counted_days: list[str] = field(default_factory=list)
 
     @property
     def sizes(self) -> list[int]:
@@ -105,13 +136,38 @@ class Vocabulary:
                 )
 
     @classmethod
-    def build(cls, table: Table, spec: FeatureSpec) -> Vocabulary:
+    def build(cls, table: Table, spec: FeatureSpec, row_days: Sequence[str] | None = None) -> Vocabulary:
         """Vocabularies from one training table: values seen at least ``min_count`` times."""
-        return cls(fields={f.name: _build_field(table, f, spec.min_count) for f in spec.fields})
+        empty = {}
+        for f in spec.fields:
+            if f.kind == "bucketized":
+                empty[f.name] = FieldVocab(
+                    name=f.name, kind="bucketized", boundaries=[float(b) for b in f.boundaries or []]
+                )
+            else:
+                vt = infer_value_type(column(table, f.source, f.name))
+                empty[f.name] = FieldVocab(name=f.name, kind="categorical", value_type=vt)
+        return cls(fields=empty).grow(table, spec, row_days)
 
-    def grow(self, table: Table, spec: FeatureSpec) -> Vocabulary:
-        """A new vocabulary with this one's indices unchanged and new frequent values appended."""
+    def grow(self, table: Table, spec: FeatureSpec, row_days: Sequence[str] | None = None) -> Vocabulary:
+        """A new vocabulary: ``table``'s counts added, indices unchanged, newly frequent values appended.
+
+        With ``row_days`` (one day label per row) only the rows of days not yet in ``counted_days``
+        are counted, so a window that slides over a day already counted does not count it twice.
+        Without it the whole table is counted.
+        """
         self.check_spec(spec)
+        counted = list(self.counted_days)
+        rows = None
+        if row_days is not None:
+            labels = np.asarray(row_days, dtype=object).astype(str)
+            if len(labels) != num_rows(table):
+                raise FeatureSpecError(
+                    f"row_days has {len(labels)} labels for a table of {num_rows(table)} rows"
+                )
+            fresh = sorted(set(labels.tolist()) - set(counted))
+            rows = pd.Series(labels).isin(fresh).to_numpy()
+            counted = sorted(set(counted) | set(fresh))
         out: dict[str, FieldVocab] = {}
         for f in spec.fields:
             old = self.fields[f.name]
@@ -120,33 +176,46 @@ class Vocabulary:
                     name=f.name, kind="bucketized", boundaries=list(old.boundaries or [])
                 )
                 continue
-            fresh = _frequent_values(
-                column(table, f.source, f.name), old.value_type, f.min_count or spec.min_count
-            )
+            series = column(table, f.source, f.name)
+            if rows is not None:
+                series = series[rows]
+            counts = _add_counts(old.counts, series, old.value_type)
             known = set(old.values)
-            added = [v for v in fresh if v not in known]
-            out[f.name] = FieldVocab(
-                name=f.name, kind="categorical", value_type=old.value_type, values=old.values + added
+            added = _admitted(
+                {k: c for k, c in counts.items() if k not in known}, f.min_count or spec.min_count
             )
-        return Vocabulary(fields=out)
+            out[f.name] = FieldVocab(
+                name=f.name,
+                kind="categorical",
+                value_type=old.value_type,
+                values=old.values + added,
+                counts=counts,
+            )
+        return Vocabulary(fields=out, counted_days=counted)
 
     def to_json(self) -> dict[str, Any]:
-        return {"fields": {name: v.to_json() for name, v in self.fields.items()}}
+        return {
+            "fields": {name: v.to_json() for name, v in self.fields.items()},
+            "counted_days": list(self.counted_days),
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> Vocabulary:
         if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
             raise FeatureSpecError("vocabulary: expected an object with a 'fields' mapping")
-        return cls(fields={name: FieldVocab.from_json(name, v) for name, v in data["fields"].items()})
+        days = data.get("counted_days", [])
+        if not isinstance(days, list) or not all(isinstance(d, str) for d in days):
+            raise FeatureSpecError("vocabulary: counted_days must be a list of day labels")
+        return cls(
+            fields={name: FieldVocab.from_json(name, v) for name, v in data["fields"].items()},
+            counted_days=list(days),
+        )
 
 
-def _build_field(table: Table, f: FieldSpec, default_min_count: int) -> FieldVocab:
-    if f.kind == "bucketized":
-        return FieldVocab(name=f.name, kind="bucketized", boundaries=[float(b) for b in f.boundaries or []])
-    series = column(table, f.source, f.name)
-    value_type = infer_value_type(series)
-    values = _frequent_values(series, value_type, f.min_count or default_min_count)
-    return FieldVocab(name=f.name, kind="categorical", value_type=value_type, values=values)
+def _is_type(v: Any, value_type: str) -> bool:
+    if value_type == "int":
+        return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, str)
 
 
 def infer_value_type(series: pd.Series) -> ValueType:
@@ -178,19 +247,24 @@ def normalize(series: pd.Series, value_type: ValueType | None) -> tuple[np.ndarr
     return valid, present.astype(str).to_numpy(dtype=object), bad
 
 
-def _frequent_values(series: pd.Series, value_type: ValueType | None, min_count: int) -> list[Any]:
+def _add_counts(old: dict[Any, int], series: pd.Series, value_type: ValueType | None) -> dict[Any, int]:
+    """``old`` plus the occurrences of each valid value of ``series`` (a new dict)."""
+    out = dict(old)
     _, keys, bad = normalize(series, value_type)
     keys = keys[~bad]
     if len(keys) == 0:
-        return []
+        return out
     counts = pd.Series(keys).value_counts(sort=False)
-    counts = counts[counts >= min_count]
-    # Most frequent first, ties by value: the order only has to be deterministic.
-    frame = pd.DataFrame({"v": counts.index.to_numpy(), "c": counts.to_numpy()}).sort_values(
-        ["c", "v"], ascending=[False, True], kind="mergesort"
-    )
-    vals = frame["v"].tolist()
-    return [int(v) for v in vals] if value_type == "int" else [str(v) for v in vals]
+    values = counts.index.tolist()
+    values = [int(v) for v in values] if value_type == "int" else [str(v) for v in values]
+    for v, c in zip(values, counts.to_numpy().tolist(), strict=True):
+        out[v] = out.get(v, 0) + int(c)
+    return out
+
+
+def _admitted(counts: dict[Any, int], min_count: int) -> list[Any]:
+    """Values counted at least ``min_count`` times, most frequent first, ties by value (deterministic)."""
+    return sorted((v for v, c in counts.items() if c >= min_count), key=lambda v: (-counts[v], v))
 
 
 __all__ = ["FieldVocab", "Vocabulary", "OOV_INDEX", "infer_value_type", "normalize"]

@@ -1,11 +1,15 @@
-"""Warm start: a parent version's weights under a grown vocabulary.
+"""Warm start: a parent version's weights (and optimizer moments) under a grown vocabulary.
 
 Vocabularies only grow, so field j's old rows 0..n_j-1 keep their meaning; the fused embedding
 table is re-laid out field by field (later fields move when earlier ones grow), old rows are copied
 and new rows get the fresh initialisation N(0, embedding_init_std²). Every other weight is copied as is.
+The embedding tables' Adam moments are re-laid out the same way (new rows start at zero, as a
+fresh LazyAdam's do); the dense optimizer's state does not depend on the vocabulary.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
@@ -56,3 +60,31 @@ def _copy_rows(dst: torch.Tensor, src: torch.Tensor, old_sizes: list[int], new_s
         dst[new_start : new_start + old] = src[old_start : old_start + old]
         old_start += old
         new_start += new
+
+
+def grow_optimizer_state(state: dict[str, Any], old_sizes: list[int], new_sizes: list[int]) -> dict[str, Any]:
+    """The parent's optimizer state with every embedding-shaped moment re-laid out for ``new_sizes``.
+
+    ``state`` is ``{"dense": ..., "sparse": ...}`` as the trainer returns it; only the sparse
+    (embedding) optimizer holds tensors whose first dimension is the fused table's row count.
+    """
+    if list(old_sizes) == list(new_sizes):
+        return state
+    old_rows, new_rows = sum(old_sizes), sum(new_sizes)
+    sparse = state["sparse"]
+    grown: dict[Any, dict[str, Any]] = {}
+    for key, moments in sparse["state"].items():
+        out = {}
+        for name, t in moments.items():
+            if isinstance(t, torch.Tensor) and t.ndim >= 1 and t.shape[0] == old_rows:
+                dst = torch.zeros((new_rows, *t.shape[1:]), dtype=t.dtype)
+                _copy_rows(dst, t, old_sizes, new_sizes)
+                out[name] = dst
+            elif isinstance(t, torch.Tensor) and t.ndim >= 1:
+                raise ModelConfigError(
+                    f"optimizer state {key}.{name} has {t.shape[0]} rows, the parent's vocabulary {old_rows}"
+                )
+            else:
+                out[name] = t
+        grown[key] = out
+    return {**state, "sparse": {**sparse, "state": grown}}

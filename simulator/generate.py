@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simulator import corrupt as C
+from simulator.density import size_world
 from simulator.impressions import MS_PER_DAY, draw_impressions, outcomes
 from simulator.jsonl import (
     click_lines,
@@ -63,6 +64,7 @@ class DaySummary:
 class SimulationSummary:
     data_root: str
     days: list[DaySummary] = field(default_factory=list)
+    world: SimulatorConfig | None = None  # the sized configuration the world was built from
 
 
 def validate_arguments(
@@ -107,8 +109,19 @@ def simulate(
     scen = Scenario(scenario, None if scenario_day is None else (scenario_day - config.epoch).days)
     validate_arguments(start, days, impressions_per_day, seed, corrupt_rate, scen, config)
 
+    config = size_world(config, impressions_per_day)
+    log.info(
+        "world (%s density over %d days): %d users, %d base items, %d new items a day, CTR %.4f, CVR %.4f",
+        config.density,
+        config.density_days,
+        config.users,
+        config.base_items,
+        config.new_items_per_day,
+        config.target_ctr,
+        config.target_cvr,
+    )
     world = World(config, seed, scen)
-    summary = SimulationSummary(data_root)
+    summary = SimulationSummary(data_root, world=config)
     for i, day in enumerate(L.day_range(start, days)):
         t0 = time.perf_counter()
         s = _simulate_day(world, data_root, day, impressions_per_day, corrupt_rate, snapshot=(i == 0))

@@ -62,17 +62,76 @@ class SimulatorScenarios(Section):
     )
 
 
+class WorldDensity(Section):
+    """How densely a world is observed: the ratios a data set's statistics table gives."""
+
+    impressions_per_user: float = Field(
+        gt=0, description="Impressions per user over simulator.density_days days of traffic."
+    )
+    impressions_per_item: float = Field(
+        gt=0, description="Impressions per item over simulator.density_days days of traffic."
+    )
+    click_rate: float = Field(gt=0, lt=1, description="Mean CTR (clicks / impressions).")
+    conversion_rate: float = Field(gt=0, lt=1, description="Mean post-click CVR (conversions / clicks).")
+
+
+def _density_presets() -> dict[str, WorldDensity]:
+    # Ratios and their sources: docs/SIMULATOR.md ("A world sized to its traffic").
+    aliccp = {"impressions_per_user": 210.0, "impressions_per_item": 19.5}
+    return {
+        "aliccp": WorldDensity(**aliccp, click_rate=0.0405, conversion_rate=0.0053),
+        "industrial": WorldDensity(
+            impressions_per_user=1500.0, impressions_per_item=19.5, click_rate=0.0405, conversion_rate=0.0053
+        ),
+        "demo": WorldDensity(**aliccp, click_rate=0.08, conversion_rate=0.07),
+    }
+
+
 class SimulatorConfig(Section):
     epoch: dt.date = Field(dt.date(2020, 1, 1), description="First day the simulated world can be asked for.")
-    users: int = Field(50_000, gt=0, description="Size of the user population.")
-    base_items: int = Field(10_000, gt=0, description="Items that live for the whole history.")
-    new_items_per_day: int = Field(
-        300, ge=0, description="Items born each day (each lives item_lifetime_days)."
+    density: str = Field(
+        "aliccp",
+        description="Preset of density_presets the population, catalogue and rates follow from "
+        "(with the traffic: --impressions-per-day).",
+    )
+    density_days: int = Field(
+        7,
+        gt=0,
+        description="Days of traffic over which users and items reach the preset's impressions per "
+        "user and per item (a training window).",
+    )
+    density_presets: dict[str, WorldDensity] = Field(
+        default_factory=_density_presets,
+        description="Named densities: aliccp and industrial from the paper's data sets, demo for make run.",
+    )
+    users: int | None = Field(
+        None,
+        gt=0,
+        description="Size of the user population (null: impressions per day x density_days / impressions_per_user).",
+    )
+    base_items: int | None = Field(
+        None,
+        gt=0,
+        description="Items that live for the whole history (null: impressions per day x density_days / impressions_per_item).",
+    )
+    new_items_per_day: int | None = Field(
+        None,
+        ge=0,
+        description="Items born each day, each living item_lifetime_days (null: new_items_rate x base_items).",
+    )
+    new_items_rate: float = Field(
+        0.03, ge=0, description="New items per day as a share of the base catalogue (new_items_per_day null)."
     )
     item_lifetime_days: int = Field(30, gt=0, description="How long a new item stays in the catalogue.")
     categories: int = Field(200, gt=1, description="Item categories; latent factors cluster by category.")
-    shops: int = Field(3_000, gt=0, description="Shops owning items.")
-    brands: int = Field(1_500, gt=0, description="Brands of items.")
+    shops: int | None = Field(
+        None, gt=0, description="Shops owning items (null: base_items / items_per_shop)."
+    )
+    brands: int | None = Field(
+        None, gt=0, description="Brands of items (null: base_items / items_per_brand)."
+    )
+    items_per_shop: float = Field(3.3, gt=0, description="Base items per shop when shops is null.")
+    items_per_brand: float = Field(6.7, gt=0, description="Base items per brand when brands is null.")
     occupations: int = Field(20, gt=0, description="Distinct user occupations.")
     latent_shared: int = Field(8, gt=0, description="Latent factors that drive both click and conversion.")
     latent_ctr: int = Field(4, gt=0, description="Latent factors that drive only clicks.")
@@ -83,9 +142,14 @@ class SimulatorConfig(Section):
     clickbait_weight: float = Field(
         0.8, ge=0, description="How strongly an item's click-only appeal lowers its conversion logit."
     )
-    target_ctr: float = Field(0.04, gt=0, lt=1, description="Mean click rate the world is calibrated to.")
-    target_cvr: float = Field(
-        0.02, gt=0, lt=1, description="Mean post-click conversion rate the world is calibrated to."
+    target_ctr: float | None = Field(
+        None, gt=0, lt=1, description="Mean click rate the world is calibrated to (null: the preset's)."
+    )
+    target_cvr: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Mean post-click conversion rate the world is calibrated to (null: the preset's).",
     )
     user_activity_alpha: float = Field(
         1.1, gt=0, description="Pareto exponent of user activity (smaller: heavier tail)."
@@ -136,6 +200,15 @@ class SimulatorConfig(Section):
         default_factory=SimulatorScenarios,
         description="Parameters of the scenarios (--scenario NAME --scenario-day D).",
     )
+
+    @model_validator(mode="after")
+    def _known_density(self) -> SimulatorConfig:
+        if self.density not in self.density_presets:
+            raise ValueError(
+                f"simulator.density {self.density!r} is not one of density_presets "
+                f"({', '.join(sorted(self.density_presets))})"
+            )
+        return self
 
 
 class IngestConfig(Section):
@@ -188,14 +261,25 @@ class PipelineConfig(Section):
     schedule_lag_days: int = Field(
         2, ge=1, description="A scheduled run's date D = schedule time minus this (labels of D need D+1)."
     )
+    window_days: int = Field(
+        7,
+        gt=0,
+        description="A candidate trains on the validated days among the last this many days before D "
+        "(a sliding window ending with D-1; a warm update too, not only the days since its parent).",
+    )
+    window_min_conversions: int = Field(
+        0,
+        ge=0,
+        description="Extend the window back a day at a time (up to max_window_days) until it holds "
+        "this many conversions (0: the window is window_days).",
+    )
+    max_window_days: int = Field(
+        28, gt=0, description="Longest window window_min_conversions may extend to, in days."
+    )
     cold_start_days: int = Field(
-        3, gt=0, description="Days before D a cold start trains on (no production model)."
-    )
-    min_train_days: int = Field(
-        1, gt=0, description="Fewest days with a feature table needed to train at all."
-    )
-    max_warm_days: int = Field(
-        7, gt=0, description="At most this many days after production's trained-through date."
+        3,
+        gt=0,
+        description="Validated days with feature tables a cold start (no production model) needs in its window.",
     )
     beam_options: list[str] = Field(
         default_factory=list, description="Extra Beam options the ingest task passes."
@@ -206,6 +290,15 @@ class PipelineConfig(Section):
         "nvidia.com/gpu", description="Accelerator type of the train task (Vertex: e.g. NVIDIA_L4)."
     )
     train_accelerator_count: int = Field(1, ge=0, description="Accelerators of the train task (0: none).")
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> PipelineConfig:
+        if self.cold_start_days > self.window_days:
+            raise ValueError(
+                f"pipeline.cold_start_days ({self.cold_start_days}) exceeds pipeline.window_days "
+                f"({self.window_days}): a cold start could never find enough days"
+            )
+        return self
 
 
 class GateRules(Section):

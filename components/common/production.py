@@ -12,11 +12,14 @@ if TYPE_CHECKING:
     from model import LoadedModel
 
 
-def load_production(config: Config, artifact_root: str) -> LoadedModel | None:
+def load_production(
+    config: Config, artifact_root: str, *, with_optimizer: bool = False
+) -> LoadedModel | None:
     """The production model in memory, or None when there is no alias yet.
 
     Its files are fetched to a temporary folder (the registry may be on GCS) that is gone on
-    return: a loaded model holds its weights, vocabulary and metadata itself.
+    return: a loaded model holds its weights, vocabulary and metadata itself (and its optimizer
+    state with ``with_optimizer``, for a warm start).
     """
     from model import load_model_version
 
@@ -25,4 +28,4 @@ def load_production(config: Config, artifact_root: str) -> LoadedModel | None:
         return None
     with tempfile.TemporaryDirectory(prefix="taml-production-") as tmp:
         local = registry.download_version(artifact_root, config.pipeline.model_name, alias.version, tmp)
-        return load_model_version(local)
+        return load_model_version(local, with_optimizer=with_optimizer)

@@ -9,11 +9,15 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+
 from components.common.production import load_production
 from components.common.records import write_record
 from components.common.tables import has_table, read_table
-from components.train.policy import TrainingPlan, plan_training
-from taml import code_revision
+from components.train.policy import DayStatus, TrainingPlan, WindowPolicy, plan_training
+from taml import code_revision, layout, storage
 from taml.config import Config
 
 log = logging.getLogger(__name__)
@@ -31,6 +35,10 @@ class TrainOutcome:
     samples_per_s: float = 0.0
     final_loss: float | None = None
     model_dir: str | None = None
+    conversions: int = 0
+    excluded: dict[str, str] = field(default_factory=dict)
+    vocab_sizes: dict[str, int] = field(default_factory=dict)
+    vocab_counted_days: int = 0
 
 
 def version_id(plan: TrainingPlan, config: Config) -> str:
@@ -53,36 +61,74 @@ def version_id(plan: TrainingPlan, config: Config) -> str:
     return f"{plan.days[-1]:%Y%m%d}-{digest}"
 
 
+def window_policy(config: Config) -> WindowPolicy:
+    p = config.pipeline
+    return WindowPolicy(p.window_days, p.window_min_conversions, p.max_window_days, p.cold_start_days)
+
+
+def day_status(config: Config, data_root: str, artifact_root: str, day: dt.date) -> DayStatus:
+    """Usable when the day's validation result says passed and its feature table exists.
+
+    The validation result is read, not inferred from the table: a day re-ingested since its
+    table was built, and now failing validation, must not be trained on.
+    """
+    from components.validate import ValidationGateError, read_verdict, validation_dir
+
+    if not has_table(data_root, day):
+        return DayStatus(False, why_not="no feature table")
+    try:
+        verdict = read_verdict(validation_dir(artifact_root, day))
+    except ValidationGateError:
+        return DayStatus(False, why_not="no validation result")
+    if not verdict.passed:
+        return DayStatus(False, why_not="validation failed")
+    return DayStatus(True, conversions=_conversions(data_root, day, config.feature_spec.conversion_column))
+
+
+def _conversions(data_root: str, day: dt.date, column: str) -> int:
+    fs, path = storage.pyarrow_filesystem(layout.training_table_dir(data_root, day))
+    table = ds.dataset(path, filesystem=fs, format="parquet").to_table(columns=[column])
+    return int(np.nansum(table.column(column).to_numpy(zero_copy_only=False)))
+
+
 def run_train(
     config: Config, date: dt.date, data_root: str, artifact_root: str, out_dir: str | Path
 ) -> TrainOutcome:
     from model import VersionMetadata, fit, save_model_version
     from model.artifacts import TrainingWindow
 
-    parent = load_production(config, artifact_root)
-    lookback = max(config.pipeline.cold_start_days, config.pipeline.max_warm_days)
-    candidates = [date - dt.timedelta(days=i) for i in range(1, lookback + 1)]
-    if parent is not None and parent.metadata.trained_through:
-        gap = (date - parent.metadata.trained_through).days
-        candidates += [date - dt.timedelta(days=i) for i in range(1, gap)]
-    available = {d for d in set(candidates) if has_table(data_root, d)}
+    parent = load_production(config, artifact_root, with_optimizer=True)
+    policy = window_policy(config)
+    status = {
+        day: day_status(config, data_root, artifact_root, day)
+        for day in (date - dt.timedelta(days=i) for i in range(1, policy.lookback + 1))
+    }
     plan = plan_training(
         date,
         parent.version if parent else None,
         parent.metadata.trained_through if parent else None,
-        available,
-        config.pipeline.cold_start_days,
-        config.pipeline.max_warm_days,
-        config.pipeline.min_train_days,
+        status,
+        policy,
     )
     log.info("training plan for %s: %s", date, plan.reason)
     if plan.mode == "skip":
-        outcome = TrainOutcome(False, plan.mode, plan.reason, parent_version=plan.parent_version)
+        outcome = TrainOutcome(
+            False, plan.mode, plan.reason, parent_version=plan.parent_version, excluded=plan.excluded
+        )
         write_record(artifact_root, date, "train", asdict(outcome))
         return outcome
 
-    table = read_table(data_root, plan.days)
-    result = fit(table, config.feature_spec, config.model, config.train, parent=parent)
+    frames = [read_table(data_root, [day]) for day in plan.days]
+    row_days = np.repeat([d.isoformat() for d in plan.days], [len(f) for f in frames])
+    table = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    result = fit(
+        table,
+        config.feature_spec,
+        config.model,
+        config.train,
+        parent=parent if plan.mode == "warm" else None,
+        row_days=row_days,
+    )
     history = result.result.history
     final_loss = float(history[-1]["loss"]) if history and "loss" in history[-1] else None
     version = version_id(plan, config)
@@ -90,12 +136,22 @@ def run_train(
         version=version,
         parent_version=plan.parent_version,
         trained_through=plan.days[-1],
-        training_window=TrainingWindow(start=plan.days[0], end=plan.days[-1]),
+        training_window=TrainingWindow(
+            start=plan.days[0], end=plan.days[-1], days=plan.days, conversions=plan.conversions
+        ),
         seed=config.train.seed,
         code_revision=code_revision(),
         metrics={"train_samples": len(table), "final_loss": final_loss},
     )
-    save_model_version(out_dir, result.model, result.spec, result.vocab, metadata, overwrite=True)
+    save_model_version(
+        out_dir,
+        result.model,
+        result.spec,
+        result.vocab,
+        metadata,
+        overwrite=True,
+        optimizer_state=result.optimizer_state,
+    )
     outcome = TrainOutcome(
         trained=True,
         mode=plan.mode,
@@ -107,6 +163,10 @@ def run_train(
         samples_per_s=round(result.result.samples_per_s, 1),
         final_loss=final_loss,
         model_dir=str(out_dir),
+        conversions=plan.conversions,
+        excluded=plan.excluded,
+        vocab_sizes={name: v.size for name, v in result.vocab.fields.items()},
+        vocab_counted_days=len(result.vocab.counted_days),
     )
     write_record(artifact_root, date, "train", asdict(outcome))
     return outcome

@@ -44,6 +44,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
         corrupt_rate=args.corrupt_rate,
         config=config.simulator,
     )
+    w = summary.world
+    print(
+        f"world ({w.density} density over {w.density_days} days): {w.users:,} users, {w.base_items:,} items "
+        f"+ {w.new_items_per_day:,} new a day, CTR {w.target_ctr:.4f}, post-click CVR {w.target_cvr:.4f}"
+    )
     print(
         f"{'day':<12}{'impressions':>12}{'clicks':>9}{'CTR':>8}{'conv':>7}{'CVR':>8}{'new items':>10}{'corrupt':>9}{'sec':>7}"
     )

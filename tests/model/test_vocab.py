@@ -103,3 +103,54 @@ def test_labels_are_checked():
     bad.loc[0, "click"] = 2
     with pytest.raises(FeatureSpecError, match="must be 0/1"):
         encode_labels(bad, SPEC)
+
+
+def test_counts_accumulate_across_days_so_a_steady_id_gets_a_row():
+    spec = FeatureSpec(fields=[FieldSpec(name="user_id")], min_count=10)
+    # User 5 is seen 4 times a day: never frequent within one day, frequent over three.
+    day = pd.DataFrame({"user_id": [5, 5, 5, 5, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8]})
+    v = Vocabulary.build(day, spec, row_days=["d1"] * len(day))
+    assert v.fields["user_id"].values == [8] and v.fields["user_id"].counts[5] == 4
+    v = v.grow(day, spec, row_days=["d2"] * len(day))
+    assert v.fields["user_id"].values == [8]
+    v = v.grow(day, spec, row_days=["d3"] * len(day))
+    assert v.fields["user_id"].values == [8, 5]  # total 12 >= 10: admitted after the old index
+    assert v.fields["user_id"].counts == {5: 12, 8: 33}
+    assert v.counted_days == ["d1", "d2", "d3"]
+
+
+def test_a_day_in_several_sliding_windows_is_counted_once_per_line():
+    spec = FeatureSpec(fields=[FieldSpec(name="user_id")], min_count=3)
+    d1 = pd.DataFrame({"user_id": [1, 1]})
+    d2 = pd.DataFrame({"user_id": [2, 2]})
+    v = Vocabulary.build(d1, spec, row_days=["d1", "d1"])
+    # The next version's window holds d1 again and d2: d1 must not be counted a second time.
+    window = pd.concat([d1, d2], ignore_index=True)
+    v2 = v.grow(window, spec, row_days=["d1", "d1", "d2", "d2"])
+    assert v2.fields["user_id"].counts == {1: 2, 2: 2}
+    assert v2.fields["user_id"].values == []
+    assert v2.counted_days == ["d1", "d2"]
+    # Without day labels the whole table is counted (a one-off fit).
+    assert v.grow(window, spec).fields["user_id"].counts == {1: 4, 2: 2}
+    with pytest.raises(FeatureSpecError, match="row_days has 1 labels"):
+        v.grow(window, spec, row_days=["d3"])
+
+
+def test_counts_and_counted_days_travel_in_the_json():
+    v = Vocabulary.build(frame(), SPEC, row_days=["2026-11-01"] * 7)
+    data = json.loads(json.dumps(v.to_json()))
+    again = Vocabulary.from_json(data)
+    assert again.counted_days == ["2026-11-01"]
+    assert again.fields["item_id"].counts == {7: 3, 3: 2, 9: 1}
+    assert again.to_json() == v.to_json()
+    bad = json.loads(json.dumps(data))
+    bad["fields"]["item_id"]["count_values"] = [1]
+    with pytest.raises(FeatureSpecError, match="count_keys"):
+        Vocabulary.from_json(bad)
+    bad = json.loads(json.dumps(data))
+    bad["counted_days"] = "2026-11-01"
+    with pytest.raises(FeatureSpecError, match="counted_days"):
+        Vocabulary.from_json(bad)
+    # A vocabulary written before counts existed still loads (no counts, no counted days).
+    old = {"fields": {"item_id": {"kind": "categorical", "value_type": "int", "values": [7, 3]}}}
+    assert Vocabulary.from_json(old).fields["item_id"].counts == {}

@@ -75,6 +75,10 @@ def test_warm_start_copies_exactly(tmp_path, world):
         save_model_version(tmp_path / "v", f.model, spec, f.vocab, VersionMetadata(version="v"))
     )
     day = train_df.iloc[:200].copy()
+    # Counts accumulate: other fields take an admitted value, so only f1 gains a row.
+    for f in spec.fields:
+        if f.kind == "categorical" and f.name != "f1":
+            day[f.source] = parent.vocab.fields[f.name].values[0]
     day["f1"] = 4242
     vocab = parent.vocab.grow(day, spec)
     child = warm_start(parent, vocab)
@@ -87,3 +91,49 @@ def test_warm_start_copies_exactly(tmp_path, world):
     for name, t in child.state_dict().items():
         if "embedding" not in name:
             assert torch.equal(t, parent.model.state_dict()[name])
+
+
+def test_the_optimizer_state_travels_with_the_version_and_continues_on_warm_start(tmp_path, world):
+    from model.artifacts import OPTIMIZER_FILE, load_optimizer_state
+    from model.errors import ModelArtifactError
+    from model.warmstart import grow_optimizer_state
+
+    train_df, _, spec, _ = world
+    cfg = CFG.model_copy(update={"max_steps": 3})
+    parent_fit = fit(train_df.iloc[:3000], spec, ModelConfig(), cfg)
+    state = parent_fit.optimizer_state
+    path = save_model_version(
+        tmp_path / "v1",
+        parent_fit.model,
+        spec,
+        parent_fit.vocab,
+        VersionMetadata(version="v1"),
+        optimizer_state=state,
+    )
+    parent = load_model_version(path, with_optimizer=True)
+    assert load_model_version(path).optimizer_state is None  # scoring does not pay for it
+    saved = parent.optimizer_state["sparse"]["state"][0]
+    torch.testing.assert_close(saved["exp_avg_sq"], state["sparse"]["state"][0]["exp_avg_sq"])
+    assert float(saved["step"]) == 3
+
+    # One new frequent value in f0: the embedding moments are re-laid out, new rows start at zero.
+    day = train_df.iloc[:600].copy()
+    day.loc[day.index[:100], "f0"] = 999
+    vocab = parent.vocab.grow(day, spec)
+    grown = grow_optimizer_state(parent.optimizer_state, parent.vocab.sizes, vocab.sizes)
+    old_m, new_m = saved["exp_avg_sq"], grown["sparse"]["state"][0]["exp_avg_sq"]
+    n0 = parent.vocab.sizes[0]
+    assert new_m.shape[0] == old_m.shape[0] + 1
+    assert torch.equal(new_m[:n0], old_m[:n0]) and torch.equal(new_m[n0 + 1 :], old_m[n0:])
+    assert torch.all(new_m[n0] == 0)
+
+    # The child continues Adam's count instead of restarting it.
+    child = fit(day, spec, ModelConfig(), CFG.model_copy(update={"max_steps": 2}), parent=path)
+    assert float(child.optimizer_state["sparse"]["state"][0]["step"]) == 5
+    dense_steps = {float(s["step"]) for s in child.optimizer_state["dense"]["state"].values()}
+    assert dense_steps == {5.0}
+
+    # A tampered optimizer file is refused, naming it.
+    (path / OPTIMIZER_FILE).write_bytes(b"not a torch file")
+    with pytest.raises(ModelArtifactError, match="optimizer.pt: checksum mismatch"):
+        load_optimizer_state(path)

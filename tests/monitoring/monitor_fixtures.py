@@ -47,6 +47,8 @@ def world_config() -> SimulatorConfig:
         categories=40,
         target_ctr=0.08,
         target_cvr=0.15,
+        shops=3_000,
+        brands=1_500,
         chunk_size=10_000,
     )
 

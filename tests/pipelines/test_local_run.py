@@ -55,6 +55,8 @@ def history(tmp_path_factory):
             chunk_size=12_000,
             target_ctr=0.08,
             target_cvr=0.1,
+            shops=3_000,
+            brands=1_500,
         ),
     )
     config = load_config(
@@ -92,7 +94,7 @@ def test_the_daily_pipeline_over_a_history(history):
             frame[["click", "conversion"]].sample(frac=1, random_state=1).to_numpy()
         )
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), f)
-    r3 = _run(config, D3, "train.epochs=6")
+    r3 = _run(config, D3, "train.epochs=6", "pipeline.window_days=1")  # only the shuffled day
     assert r3["train"]["mode"] == "warm" and r3["train"]["parent_version"] == v1
     assert not r3["evaluate"]["blessed"] and "deploy" not in r3
     assert r3["evaluate"]["production"] == v1

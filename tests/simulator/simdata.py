@@ -14,7 +14,14 @@ START = dt.date(2026, 11, 1)
 
 
 def small_config(**overrides) -> SimulatorConfig:
-    base = dict(users=4_000, base_items=1_500, new_items_per_day=60, chunk_size=8_000)
+    base = dict(
+        users=4_000,
+        base_items=1_500,
+        new_items_per_day=60,
+        chunk_size=8_000,
+        target_ctr=0.04,
+        target_cvr=0.02,
+    )
     return SimulatorConfig(**{**base, **overrides})
 
 

@@ -12,7 +12,7 @@ def test_defaults_load_with_local_profile():
     cfg = load_config(env={})
     assert cfg.profile == "local"
     assert cfg.paths.data_root == "./data"
-    assert cfg.simulator.target_ctr == 0.04
+    assert cfg.simulator.density == "aliccp" and cfg.simulator.target_ctr is None  # from the preset
 
 
 def test_gcp_profile_points_at_gcs():

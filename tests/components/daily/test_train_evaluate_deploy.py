@@ -12,6 +12,8 @@ from components.deploy import run_deploy
 from components.deploy.run import DeployError
 from components.evaluate import run_evaluate
 from components.train import run_train
+from components.validate import ValidationResult, validation_dir
+from components.validate.report import write_artifacts
 from model.synthetic import make_synthetic
 from taml import layout, registry
 from taml.config import load_config
@@ -28,7 +30,13 @@ def roots(tmp_path: Path):
         out = Path(layout.training_table_dir(str(data), day))
         out.mkdir(parents=True)
         pq.write_table(pa.Table.from_pandas(frame), out / "part-0.parquet")
+        record_validation(str(artifacts), day, passed=True)
     return str(data), str(artifacts), spec
+
+
+def record_validation(artifacts: str, day: dt.date, passed: bool) -> None:
+    """The verdict the validate step leaves for the day (train reads it, not just the table)."""
+    write_artifacts(ValidationResult(day.isoformat(), passed, [], []), validation_dir(artifacts, day))
 
 
 def _config(spec, *extra):
@@ -74,7 +82,8 @@ def test_first_day_cannot_train_then_cold_start_then_warm_start(roots, tmp_path)
     assert dep1.promoted and registry.production_version(artifacts, "taml") == t1.version
 
     t2, ev2, _ = _day(cfg, DAYS[2], data, artifacts, tmp_path)
-    assert t2.mode == "warm" and t2.parent_version == t1.version and t2.days == [DAYS[1].isoformat()]
+    assert t2.mode == "warm" and t2.parent_version == t1.version
+    assert t2.days == [D1.isoformat(), DAYS[1].isoformat()]  # the sliding window, not only D2
     assert ev2.production.model_id == t1.version
     blessing = json.loads(Path(ev2.blessing_uri).read_text())
     assert (
@@ -96,7 +105,9 @@ def test_a_worse_candidate_is_not_deployed_and_the_alias_stays(roots, tmp_path):
     frame = pq.read_table(table_dir).to_pandas()
     frame[["click", "conversion"]] = frame[["click", "conversion"]].sample(frac=1, random_state=0).to_numpy()
     pq.write_table(pa.Table.from_pandas(frame), table_dir / "part-0.parquet")
-    t2, ev2, dep2 = _day(_config(spec, "train.epochs=8"), DAYS[2], data, artifacts, tmp_path)
+    t2, ev2, dep2 = _day(
+        _config(spec, "train.epochs=8", "pipeline.window_days=1"), DAYS[2], data, artifacts, tmp_path
+    )
     assert t2.trained and not ev2.blessed and dep2 is None
     assert any(r.rule == "no_regression" for r in ev2_failed(ev2))
     assert registry.production_version(artifacts, "taml") == t1.version
@@ -157,3 +168,39 @@ def test_deploy_refuses_a_verdict_against_a_production_model_that_has_since_move
             run_deploy(cfg, DAYS[2], data, artifacts, cand, ev2.blessing_uri)
     assert registry.production_version(artifacts, "taml") == "manual"
     assert t2.parent_version == t1.version
+
+
+def test_a_day_re_ingested_and_now_failing_validation_is_not_trained_on(roots, tmp_path):
+    data, artifacts, spec = roots
+    cfg = _config(spec, "pipeline.cold_start_days=2")
+    record_validation(artifacts, DAYS[1], passed=False)  # its table is still there
+    t, _, _ = _day(cfg, DAYS[3], data, artifacts, tmp_path)
+    assert t.trained and t.mode == "cold"
+    assert t.days == [DAYS[0].isoformat(), DAYS[2].isoformat()]
+    assert t.excluded[DAYS[1].isoformat()] == "validation failed"
+
+
+def test_warm_updates_slide_over_the_window_and_carry_vocabulary_counts_and_lineage(roots, tmp_path):
+    from model import load_model_version
+
+    data, artifacts, spec = roots
+    cfg = _config(spec, "pipeline.window_days=3")
+    t1, ev1, _ = _day(cfg, DAYS[1], data, artifacts, tmp_path)
+    assert t1.mode == "cold" and ev1.blessed
+    t2, ev2, dep2 = _day(cfg, DAYS[2], data, artifacts, tmp_path)
+    # The warm update trains on the whole window (D1 again and D2), not only the day since its parent.
+    assert t2.mode == "warm" and t2.days == [DAYS[0].isoformat(), DAYS[1].isoformat()]
+    child = load_model_version(tmp_path / f"candidate-{DAYS[2]}", with_optimizer=True)
+    meta = child.metadata
+    assert meta.parent_version == t1.version
+    assert [d.isoformat() for d in meta.training_window.days] == t2.days
+    # D1 was counted by the parent: its counts are not added a second time.
+    assert child.vocab.counted_days == t2.days
+    parent = load_model_version(registry.download_version(artifacts, "taml", t1.version, tmp_path / "p"))
+    f = spec.fields[0].name
+    d1 = pq.read_table(layout.training_table_dir(data, DAYS[0])).to_pandas()
+    d2 = pq.read_table(layout.training_table_dir(data, DAYS[1])).to_pandas()
+    some = int(d1[f].iloc[0])
+    assert parent.vocab.fields[f].counts[some] == int((d1[f] == some).sum())
+    assert child.vocab.fields[f].counts[some] == int((d1[f] == some).sum() + (d2[f] == some).sum())
+    assert child.optimizer_state is not None

@@ -15,7 +15,16 @@ from taml.config import SimulatorConfig
 
 START = dt.date(2026, 11, 1)
 DAYS = (START, START + dt.timedelta(days=1))
-SIM_CONFIG = SimulatorConfig(users=3000, base_items=800, new_items_per_day=30, chunk_size=2500)
+SIM_CONFIG = SimulatorConfig(
+    users=3000,
+    base_items=800,
+    new_items_per_day=30,
+    chunk_size=2500,
+    target_ctr=0.04,
+    target_cvr=0.02,
+    shops=3000,
+    brands=1500,
+)
 
 
 def read_dir(uri: str):
