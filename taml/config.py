@@ -102,7 +102,7 @@ class SimulatorConfig(Section):
     )
     density_presets: dict[str, WorldDensity] = Field(
         default_factory=_density_presets,
-        description="Named densities: aliccp and industrial from the paper's data sets, demo for make run.",
+        description="Named densities: aliccp and industrial from the paper's data sets, demo for make run (ratios and sources: docs/SIMULATOR.md).",
     )
     users: int | None = Field(
         None,
