@@ -180,6 +180,8 @@ def evaluate(
             value = model_metrics.metrics.get(key) if model_metrics is not None else None
             if value is not None and value == value:
                 metrics.log_metric(f"{role}_{key}", float(value))
+    for key, value in out.gate_metrics().items():
+        metrics.log_metric(key, value)
     return namedtuple("EvaluateOutputs", ["blessed", "reason"])(out.blessed, out.reason)
 
 

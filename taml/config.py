@@ -301,16 +301,56 @@ class PipelineConfig(Section):
         return self
 
 
-class GateRules(Section):
-    """The blessing rules. Unset (null) rules are skipped; with no rule set at all, nothing is blessed."""
+#: Metrics the gate knows (components/evaluate/evidence.py computes them; docs/PIPELINE.md).
+#: AUCs: CTR on all impressions, CVR on clicked ones, CTCVR (pCTR·pCVR) on all. Log losses per
+#: task, and ``log_loss``: the joint CTR + CTCVR log loss over all impressions (what training
+#: minimizes). Calibration: mean prediction / observed rate per task.
+GATE_AUC_METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc")
+GATE_LOG_LOSS_METRICS = ("log_loss", "ctr_log_loss", "cvr_log_loss", "ctcvr_log_loss")
+GATE_CALIBRATION_METRICS = ("ctr_calibration", "cvr_calibration", "ctcvr_calibration")
+GATE_METRICS = GATE_AUC_METRICS + GATE_LOG_LOSS_METRICS + GATE_CALIBRATION_METRICS
 
-    floors: dict[str, float] = Field(
-        default_factory=lambda: {"ctr_auc": 0.6, "cvr_auc": 0.55, "ctcvr_auc": 0.6},
-        description="Absolute minimum per metric (AUCs of the candidate on the evaluation day).",
+
+def _known_metrics(names: Iterable[str], known: tuple[str, ...], field: str) -> None:
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"{field}: unknown metric(s) {unknown}; known: {', '.join(known)}")
+
+
+class GateRules(Section):
+    """The blessing rules (components/evaluate, docs/PIPELINE.md "The gate").
+
+    Every comparison is paired on the day's rows and one-sided at ``confidence``: a regression
+    fails only when the upper bound of the improvement is below -tolerance, a floor only when the
+    upper bound of the metric is below it, a calibration bound only when the interval excludes
+    it. Unset (null) rules are skipped; with no rule set at all, nothing is blessed.
+    """
+
+    confidence: float = Field(
+        0.95, ge=0.5, lt=1, description="One-sided confidence of every bound the gate reads."
+    )
+    lead: list[str] = Field(
+        default_factory=lambda: ["ctcvr_auc", "log_loss"],
+        description="Regression metrics with the most signal: checked first, they set min_conversions "
+        "and decide a blessing (each must also be in max_regression).",
     )
     max_regression: dict[str, float] = Field(
-        default_factory=lambda: {"ctr_auc": 0.005, "cvr_auc": 0.01, "ctcvr_auc": 0.01},
-        description="Largest drop allowed against production on the same day, per metric.",
+        default_factory=lambda: {
+            "ctcvr_auc": 0.04,
+            "log_loss": 0.01,
+            "ctr_auc": 0.01,
+            "cvr_auc": 0.01,
+            "ctr_calibration": 0.1,
+            "cvr_calibration": 0.1,
+            "ctcvr_calibration": 0.1,
+        },
+        description="Largest worsening allowed against production (or, before the first deployment, "
+        "the base-rate reference) on the same rows: AUC points; log loss as a share of the "
+        "reference's; calibration as |ln ratio|.",
+    )
+    floors: dict[str, float] = Field(
+        default_factory=lambda: {"ctr_auc": 0.6, "cvr_auc": 0.55, "ctcvr_auc": 0.6},
+        description="Absolute minimum per AUC metric of the candidate on the evaluation day.",
     )
     calibration_min: float | None = Field(
         0.8, description="Lowest mean prediction / observed rate, per task."
@@ -322,12 +362,36 @@ class GateRules(Section):
     max_ctcvr_above_ctr_share: float | None = Field(
         0.0, ge=0, description="Share of rows allowed with pCTCVR > pCTR (it is a product: should be 0)."
     )
-    min_clicks: int | None = Field(
-        100, ge=0, description="Fewest clicks on the evaluation day for a verdict."
+    require_resolution: bool = Field(
+        True,
+        description="Not blessed unless the day has min_conversions: the conversions the lead "
+        "rules' intervals need to resolve their tolerances (computed each day).",
     )
-    min_conversions: int | None = Field(
-        20, ge=0, description="Fewest conversions on the evaluation day for a verdict."
+    bootstrap_resamples: int = Field(
+        1000, ge=10, description="Resamples of the paired bootstrap (log-loss comparisons)."
     )
+    bootstrap_seed: int = Field(
+        0, ge=0, description="Seed of the paired bootstrap (same seed, same verdict)."
+    )
+    bootstrap_blocks: int = Field(
+        2000,
+        ge=100,
+        description="Random row blocks the bootstrap resamples (its statistics are sums, so blocks "
+        "give the variance of resampled rows at a fraction of the cost).",
+    )
+
+    @model_validator(mode="after")
+    def _metric_names(self) -> GateRules:
+        _known_metrics(self.max_regression, GATE_METRICS, "max_regression")
+        _known_metrics(self.floors, GATE_AUC_METRICS, "floors")
+        _known_metrics(self.lead, GATE_METRICS, "lead")
+        missing = [m for m in self.lead if m not in self.max_regression]
+        if missing:
+            raise ValueError(f"lead: {missing} must also have a tolerance in max_regression")
+        bad = {k: v for k, v in {**self.max_regression}.items() if not v > 0}
+        if bad:
+            raise ValueError(f"max_regression: tolerances must be > 0, got {bad}")
+        return self
 
 
 class EvaluateConfig(Section):

@@ -1,5 +1,6 @@
 """Step 5: score candidate and production on the same unseen day and decide the blessing."""
 
+from components.evaluate.evidence import Day, Scores, base_rate_scores
 from components.evaluate.gate import Blessing, ModelMetrics, RuleResult, judge
 from components.evaluate.run import (
     EvaluateError,
@@ -12,6 +13,9 @@ from components.evaluate.run import (
 
 __all__ = [
     "Blessing",
+    "Day",
+    "Scores",
+    "base_rate_scores",
     "EvaluateError",
     "EvaluateOutcome",
     "ModelMetrics",

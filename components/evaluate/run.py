@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 from components.common.production import load_production
 from components.common.records import write_record
 from components.common.tables import read_table
-from components.evaluate.gate import ModelMetrics, judge
+from components.evaluate.evidence import Day, Scores, base_rate_scores
+from components.evaluate.gate import Blessing, ModelMetrics, judge
 from taml import layout, storage
 from taml.config import Config
 from taml.errors import TamlError
@@ -43,6 +44,23 @@ class EvaluateOutcome:
     predictions_uri: str
     candidate: ModelMetrics | None
     production: ModelMetrics | None
+    blessing: Blessing | None = None  # every rule with its interval (None: nothing was judged)
+
+    def gate_metrics(self) -> dict[str, float]:
+        """The deciding rule's figures and min_conversions, as flat numbers (KFP Metrics)."""
+        out: dict[str, float] = {}
+        if self.blessing is None:
+            return out
+        d = self.blessing.deciding
+        if d is not None:
+            for key in ("value", "low", "high", "threshold"):
+                v = getattr(d, key)
+                if v is not None and math.isfinite(v):
+                    out[f"deciding_{key}"] = float(v)
+        m = self.blessing.min_conversions
+        if m is not None and math.isfinite(m):
+            out["min_conversions"] = float(m)
+        return out
 
 
 def day_metrics(table: pd.DataFrame, pred: pd.DataFrame) -> dict[str, float]:
@@ -66,6 +84,8 @@ def day_metrics(table: pd.DataFrame, pred: pd.DataFrame) -> dict[str, float]:
     for task, metrics in per_task.items():
         for name, value in metrics.items():
             out[f"{task}_{name}"] = float(value)
+    # The joint entire-space loss training minimizes: the gate's lead log loss.
+    out["log_loss"] = out["ctr_log_loss"] + out["ctcvr_log_loss"]
     return out
 
 
@@ -88,6 +108,31 @@ def write_predictions(
     pq.write_table(_predictions_table(table, pred, version), path, filesystem=fs)
     storage.publish_dir(staging, final)
     return final
+
+
+def training_base_rates(data_root: str, start: dt.date | None, end: dt.date | None) -> tuple[float, float]:
+    """CTR and post-click CVR over the candidate's training days (the base-rate reference).
+
+    Reads only the label columns of the days' feature tables that exist.
+    """
+    import pyarrow.dataset as ds
+
+    if start is None or end is None:
+        raise EvaluateError("the candidate records no training window: no base rates to compare with")
+    clicks = conversions = impressions = 0.0
+    for i in range((end - start).days + 1):
+        uri = layout.training_table_dir(data_root, start + dt.timedelta(days=i))
+        if not storage.list_files(uri, suffix=".parquet", limit=1):
+            continue
+        fs, path = storage.pyarrow_filesystem(uri)
+        labels = ds.dataset(path, filesystem=fs, format="parquet").to_table(columns=["click", "conversion"])
+        click = labels["click"].to_numpy().astype(np.float64)
+        impressions += click.size
+        clicks += click.sum()
+        conversions += (click * labels["conversion"].to_numpy().astype(np.float64)).sum()
+    if impressions == 0 or clicks == 0:
+        raise EvaluateError(f"no labeled training rows between {start} and {end}: no base rates")
+    return clicks / impressions, conversions / clicks
 
 
 def has_model(directory: str | Path | None) -> bool:
@@ -117,23 +162,40 @@ def run_evaluate(
         served_pred, served_version = cand_pred, candidate.version
 
     prod: ModelMetrics | None = None
+    prod_pred = None
     production = load_production(config, artifact_root)
     if production is not None:
         prod_pred = score(production, table, batch_size=config.train.eval_batch_size)
         prod = ModelMetrics(production.version, day_metrics(table, prod_pred))
         served_pred, served_version = prod_pred, production.version
 
+    blessing: Blessing | None = None
     if cand is not None:
-        blessing = judge(cand, prod, config.evaluate.rules)
+        day = Day(table["click"].to_numpy(np.float64), table["conversion"].to_numpy(np.float64))
+        if prod is not None:
+            reference = Scores.of(prod.model_id, prod_pred)
+        else:
+            window = candidate.metadata.training_window
+            ctr, cvr = training_base_rates(data_root, window.start, window.end)
+            reference = base_rate_scores(len(table), ctr, cvr)
+        blessing = judge(
+            day,
+            Scores.of(cand.model_id, cand_pred),
+            reference,
+            config.evaluate.rules,
+            first_deployment=prod is None,
+            candidate_metrics=cand,
+            production_metrics=prod,
+        )
         body = blessing.to_dict()
     else:
-        blessing = None
         body = {
             "blessed": False,
             "reason": "no candidate was trained for this day",
             "candidate": None,
             "production": {"model_id": prod.model_id, "metrics": prod.metrics} if prod else None,
             "rules": [],
+            "deciding_rule": None,
         }
     report_dir = layout.run_dir(artifact_root, "evaluation", date)
     blessing_uri = storage.join(report_dir, "blessing.json")
@@ -157,11 +219,16 @@ def run_evaluate(
             "candidate_metrics": {k: cand.metrics.get(k) for k in keys} if cand else None,
             "production_metrics": {k: prod.metrics.get(k) for k in keys} if prod else None,
             "failed_rules": [f"{r.rule}:{r.metric}" for r in blessing.failed] if blessing else [],
+            "deciding_rule": body["deciding_rule"],
+            "reference": body.get("reference"),
+            "min_conversions": body.get("min_conversions"),
             "blessing": blessing_uri,
             "predictions": predictions_uri,
         },
     )
-    return EvaluateOutcome(body["blessed"], body["reason"], blessing_uri, predictions_uri, cand, prod)
+    return EvaluateOutcome(
+        body["blessed"], body["reason"], blessing_uri, predictions_uri, cand, prod, blessing
+    )
 
 
 def score_served_model(config: Config, date: dt.date, data_root: str, artifact_root: str) -> pd.DataFrame:
