@@ -1,12 +1,21 @@
 """The paper's Table 2, Fig. 3 ablations and Fig. 4 gate analysis on any data root in the raw format.
 
-    taml bench model --data-root DIR --train-start 2026-11-01 --train-days 7 --test-day 2026-11-08 \
-        --seeds 3 [--models taml,mlp,mmoe,ple,esmm,aitm] --out bench-out/model.json
+Default protocol (the paper's): every model's hyperparameters are chosen by a random search with the
+same budget (``--budget`` trials each: epochs, learning rate, embedding size and the model's own
+counts; TAML's levers included) on a validation day V that precedes the test day T; then each
+model's chosen settings train ``--seeds`` times and T is scored once per seed:
 
-Tables are built with the project's own ingest and feature steps, exactly as the daily pipeline
-builds them (a day whose feature table already exists is reused; ``--rebuild`` redoes it). The
-truth files (``truth/dt=D``), when present, give the oracle AUC. The test day is never used for
-any choice: no early stopping, no selection.
+    taml bench model --data-root DIR --train-start 2026-11-02 --train-days 3 --seeds 5 \
+        --out bench-out/model.json
+    #   validation: train on train-start .. V-1, score V = train-start + train-days
+    #   test:       train on train-start+1 .. V (the same window length, one day later), score T = V+1
+
+``--no-tune`` is the old protocol: configured (paper) defaults, train on the train days, test the
+next day (or ``--test-day``). Tables are built with the project's own ingest, validation and feature
+steps, exactly as the daily pipeline builds them (a day whose feature table already exists is
+reused; ``--rebuild`` redoes it). The truth files (``truth/dt=D``), when present, give the expected
+AUCs (labels drawn from the true probabilities) and the oracle. The test day is never used for any
+choice. Every trial is written to ``<out stem>_tuning.json``.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from components.common.tables import has_table, read_table
 from taml import layout, storage
@@ -29,6 +39,7 @@ from taml.errors import TamlError
 
 ALL_MODELS = ("taml", "mlp", "mmoe", "ple", "esmm", "aitm")
 METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc")
+EXPECTED = ("ctr_eauc", "cvr_eauc", "ctcvr_eauc")
 
 
 def build_tables(config, data_root: str, days: list[dt.date], rebuild: bool) -> None:
@@ -64,36 +75,58 @@ def read_truth(data_root: str, day: dt.date) -> pd.DataFrame | None:
     return ds.dataset(path, filesystem=fs, format="parquet").to_table().to_pandas()
 
 
+def _cell(vals: list[float]) -> str:
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{statistics.mean(vals):.4f} ± {sd:.4f}"
+
+
 def summarize(report: dict) -> str:
-    """Markdown: mean ± sd per model and metric, TAML's margin in seed-sd units, gap to the oracle."""
-    lines = ["| model | CTR AUC | CVR AUC | CTCVR AUC | samples/s |", "|---|---|---|---|---:|"]
+    """Markdown: mean ± seed sd per model and metric (observed and expected AUC), ρ, TAML's margins."""
+    expected = any("cvr_eauc" in e for e in report.get("models", {}).values())
+    cols = [*METRICS, *(EXPECTED if expected else ()), "rho_cvr_ctr_clicked"]
+    head = [
+        "CTR AUC",
+        "CVR AUC",
+        "CTCVR AUC",
+        *(["CTR eAUC", "CVR eAUC", "CTCVR eAUC"] if expected else []),
+        "ρ(pCVR,pCTR|click)",
+    ]
+    lines = [f"| model | {' | '.join(head)} | samples/s |", "|---|" + "---|" * len(head) + "---:|"]
     rows = {**report.get("models", {}), **report.get("ablations", {})}
     for name, entry in rows.items():
-        cells = []
-        for m in METRICS:
-            vals = entry[m]
-            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-            cells.append(f"{statistics.mean(vals):.4f} ± {sd:.4f}")
+        cells = [_cell(entry[m]) if m in entry else "" for m in cols]
         lines.append(f"| {name} | {' | '.join(cells)} | {entry['samples_per_s']:,.0f} |")
     if "oracle" in report:
         o = report["oracle"]
-        lines.append(f"| oracle (truth) | {o['ctr_auc']:.4f} | {o['cvr_auc']:.4f} | {o['ctcvr_auc']:.4f} | |")
+        lines.append(f"| oracle (truth) | {' | '.join(f'{o[m]:.4f}' if m in o else '' for m in cols)} | |")
     taml = report.get("models", {}).get("taml")
     if taml:
         lines.append("")
-        for m in METRICS:
-            mean = statistics.mean(taml[m])
+        for m in cols[:-1]:
             others = {k: v for k, v in report["models"].items() if k != "taml"}
             if not others:
                 continue
+            mean = statistics.mean(taml[m])
             best_name, best = max(others.items(), key=lambda kv: statistics.mean(kv[1][m]))
             pooled = [statistics.stdev(v[m]) for v in (taml, best) if len(v[m]) > 1]
             sd = statistics.mean(pooled) if pooled else float("nan")
             margin = (mean - statistics.mean(best[m])) / sd if sd and sd == sd else float("nan")
-            gap = f", {report['oracle'][m] - mean:.4f} below the oracle" if "oracle" in report else ""
+            gap = (
+                f", {report['oracle'][m] - mean:.4f} below the oracle"
+                if m in report.get("oracle", {})
+                else ""
+            )
             lines.append(
-                f"- {m}: TAML {mean:.4f} vs best baseline {best_name} {statistics.mean(best[m]):.4f}: "
+                f"- {m}: TAML {mean:.4f} vs best other {best_name} {statistics.mean(best[m]):.4f}: "
                 f"margin {margin:+.1f} seed sd{gap}"
+            )
+    tuning = report.get("tuning", {}).get("rows", {})
+    if tuning:
+        lines.append("")
+        lines.append("Chosen on the validation day (score = " + report["tuning"]["config"]["select"] + "):")
+        for name, r in tuning.items():
+            lines.append(
+                f"- {name}: {json.dumps(r['chosen'])} (score {r['score']:.4f}, {len(r['trials'])} trials)"
             )
     return "\n".join(lines)
 
@@ -103,12 +136,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", required=True)
     p.add_argument("--train-start", required=True, type=dt.date.fromisoformat)
     p.add_argument("--train-days", required=True, type=int)
-    p.add_argument("--test-day", required=True, type=dt.date.fromisoformat)
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--test-day", type=dt.date.fromisoformat, help="default: the day after the validation day")
+    p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--models", default=",".join(ALL_MODELS))
     p.add_argument(
-        "--epochs", type=int, default=1, help="passes over the training days (same for every model)"
+        "--epochs", type=int, default=1, help="with --no-tune: passes over the training days (every model)"
     )
+    p.add_argument(
+        "--history-days",
+        type=int,
+        default=0,
+        help="days before the first one to ingest (7-day stats warm-up)",
+    )
+    p.add_argument("--no-tune", action="store_true", help="paper defaults, no validation search")
+    p.add_argument("--budget", type=int, help="trials per model on the validation day (tune.budget)")
+    p.add_argument("--tune-seeds", type=int, help="training seeds per trial (tune.seeds)")
+    p.add_argument("--select", help="validation score to maximise (tune.select, e.g. mean_auc, mean_eauc)")
+    p.add_argument("--tune-config", help="YAML file of TuneConfig fields (the grid, budget, ...)")
     p.add_argument("--no-ablations", action="store_true")
     p.add_argument(
         "--rebuild", action="store_true", help="re-run ingest and features even where tables exist"
@@ -129,11 +173,49 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def run(args: argparse.Namespace) -> int:
+def tune_settings(args: argparse.Namespace):
+    from model.spec import TuneConfig
 
-    train_days = [args.train_start + dt.timedelta(days=i) for i in range(args.train_days)]
-    if args.test_day <= train_days[-1]:
-        raise SystemExit(f"--test-day {args.test_day} must come after the last training day {train_days[-1]}")
+    raw = yaml.safe_load(Path(args.tune_config).read_text()) if args.tune_config else {}
+    for key, value in (("budget", args.budget), ("seeds", args.tune_seeds), ("select", args.select)):
+        if value is not None:
+            raw[key] = value
+    try:
+        return TuneConfig.model_validate(raw or {})
+    except ValueError as e:
+        raise TamlError(f"tuning settings: {e}") from e
+
+
+def plan_days(args: argparse.Namespace) -> dict[str, list[dt.date]]:
+    """The days of each role. Tuning: a validation day before the test day, windows of equal length."""
+    first = args.train_start
+    n = args.train_days
+    if n < 1:
+        raise TamlError("--train-days must be >= 1")
+    if args.no_tune:
+        train = [first + dt.timedelta(days=i) for i in range(n)]
+        test = args.test_day or train[-1] + dt.timedelta(days=1)
+        if test <= train[-1]:
+            raise TamlError(f"--test-day {test} must come after the last training day {train[-1]}")
+        return {"train": train, "test": [test]}
+    valid = first + dt.timedelta(days=n)
+    test = valid + dt.timedelta(days=1)
+    if args.test_day is not None and args.test_day != test:
+        raise TamlError(
+            f"--test-day {args.test_day}: with tuning the test day is the day after the validation day "
+            f"{valid} (train-start + train-days), i.e. {test}"
+        )
+    return {
+        "valid_train": [first + dt.timedelta(days=i) for i in range(n)],
+        "valid": [valid],
+        "train": [first + dt.timedelta(days=i + 1) for i in range(n)],
+        "test": [test],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    days = plan_days(args)
+    tune = None if args.no_tune else tune_settings(args)
     out = Path(args.out)
     artifact_root = args.artifact_root or str(out.parent / "artifacts")
     config = load_config(
@@ -143,39 +225,51 @@ def run(args: argparse.Namespace) -> int:
             *args.overrides,
         ]
     )
-    build_tables(config, args.data_root, [*train_days, args.test_day], args.rebuild)
+    # Every day in between too (and --history-days before): the 7-day stats of D read D-7 .. D-1.
+    first = min(d for ds in days.values() for d in ds) - dt.timedelta(days=args.history_days)
+    last = max(d for ds in days.values() for d in ds)
+    every_day = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    build_tables(config, args.data_root, every_day, args.rebuild)
 
-    from model import compare_models
+    from model.compare import compare_models, tune_and_compare
 
-    train = read_table(args.data_root, train_days)
-    test = read_table(args.data_root, [args.test_day])
-    truth = read_truth(args.data_root, args.test_day)
-    train_cfg = config.train.model_copy(update={"epochs": args.epochs, "progress": False})
+    train = read_table(args.data_root, days["train"])
+    test = read_table(args.data_root, days["test"])
+    truth = read_truth(args.data_root, days["test"][0])
+    models = args.models.split(",")
     t0 = time.perf_counter()
-    report = compare_models(
-        train,
-        test,
-        config.feature_spec,
-        args.models.split(","),
-        args.seeds,
-        train_cfg,
-        truth,
-        model_config=config.model,
-        ablations=not args.no_ablations,
-        out_dir=out.parent,
-    )
+    if tune is None:
+        train_cfg = config.train.model_copy(update={"epochs": args.epochs, "progress": False})
+        report = compare_models(
+            train, test, config.feature_spec, models, args.seeds, train_cfg, truth,
+            model_config=config.model, ablations=not args.no_ablations, out_dir=out.parent,
+        )  # fmt: skip
+    else:
+        train_cfg = config.train.model_copy(update={"progress": False})
+        report = tune_and_compare(
+            read_table(args.data_root, days["valid_train"]),
+            read_table(args.data_root, days["valid"]),
+            train, test, config.feature_spec, models, args.seeds, train_cfg, tune,
+            valid_truth=read_truth(args.data_root, days["valid"][0]), test_truth=truth,
+            model_config=config.model, ablations=not args.no_ablations, out_dir=out.parent,
+        )  # fmt: skip
     report["setup"] = {
         "data_root": args.data_root,
-        "train_days": [d.isoformat() for d in train_days],
-        "test_day": args.test_day.isoformat(),
+        "protocol": "paper defaults" if tune is None else "tuned on the validation day, then tested",
+        **{f"{role}_days": [d.isoformat() for d in ds] for role, ds in days.items()},
+        "test_day": days["test"][0].isoformat(),
         "train_rows": len(train),
         "test_rows": len(test),
         "seeds": args.seeds,
-        "epochs": args.epochs,
+        "epochs": args.epochs if tune is None else "tuned",
         "seconds": round(time.perf_counter() - t0, 1),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    if "tuning" in report:
+        tuning_file = out.with_name(out.stem + "_tuning.json")
+        tuning_file.write_text(json.dumps(report["tuning"], indent=2, default=float) + "\n")
+        print(f"wrote {tuning_file}")
     print(summarize(report))
     print(f"wrote {out}")
     return 0

@@ -1,7 +1,17 @@
-"""Model comparison on one train/test split: AUCs per seed, speed, TAML ablations, gate analysis.
+"""Model comparison: every row trained with ``fit`` (as the pipeline trains), scored on one day.
 
-The vocabulary is built on the training table only and shared by every model; the test table is
-scored once per trained model and never used for any choice (no early stopping, no selection).
+Two entry points:
+
+* :func:`compare_models` trains each row ``seeds`` times on ``train`` and scores ``test`` once per
+  trained model (no early stopping, no selection on ``test``).
+* :func:`tune_and_compare` is the paper's protocol: every row's hyperparameters are chosen by the
+  same-budget search of :mod:`model.tuning` on a validation day that precedes the test day, then
+  the chosen configurations go through :func:`compare_models`.
+
+Per row and seed: observed AUCs (CTR on all impressions, CVR on clicked ones, CTCVR of pCTR·pCVR
+on all), with the truth files also expected AUCs and expected log losses against the true
+probabilities (:mod:`model.expected_auc`), and ρ(pCVR, pCTR | clicked), the Spearman correlation
+that shows a CVR head collapsing onto the CTR head.
 """
 
 from __future__ import annotations
@@ -17,34 +27,157 @@ import torch
 
 from model.encode import encode, encode_labels
 from model.errors import FeatureSpecError, ModelConfigError
+from model.expected_auc import expected_auc, expected_log_loss
+from model.fitting import fit
 from model.metrics import auc
-from model.registry import MODELS, build_model
+from model.registry import MODELS
 from model.scoring import predict_encoded
-from model.spec import FeatureSpec, ModelConfig, TrainConfig
+from model.spec import FeatureSpec, ModelConfig, TamlOptions, TrainConfig, TuneConfig
 from model.taml import EXPERT_GROUPS, TAML, TASKS
-from model.trainer import train as train_model
-from model.vocab import Vocabulary
+from model.tuning import Row, apply, tune_row
 
 log = logging.getLogger(__name__)
 
+#: TAML ablation rows (paper Fig. 3, plus the levers of TamlOptions): changes to the row's TAML.
 ABLATIONS: dict[str, dict[str, Any]] = {
     "taml_single_learner": {"n_learners": 1},
     "taml_no_self_distillation": {"self_distillation": False},
     "taml_no_htakr": {"htakr": False},
+    "taml_no_general_experts": {"n_general": 0, "n_task": 2},
 }
+#: The paper's TAML, literally: its defaults and a gate without bias, g = softmax(W e).
+PAPER_TAML: dict[str, Any] = {"gate_bias": False}
+#: Extra rows of the baselines trained in the entire space (CTCVR loss instead of clicked-only CVR).
+ENTIRE_SPACE_ROWS: dict[str, str] = {"mmoe_entire_space": "mmoe", "ple_entire_space": "ple"}
 GATE_PNG = "taml_gate_weights.png"
 GROUP_COLUMNS = ("general", "task_specific", "learner_specific")  # row keys of the gate table
+METRIC_KEYS = (
+    "ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_eauc", "cvr_eauc", "ctcvr_eauc",
+    "ctr_elogloss", "cvr_elogloss", "ctcvr_elogloss", "rho_cvr_ctr_clicked",
+)  # fmt: skip
 
 
-def _aucs(
-    click: np.ndarray, conv: np.ndarray, p_ctr: np.ndarray, p_cvr: np.ndarray, p_ctcvr: np.ndarray
-) -> dict:
+class EvalDay:
+    """A scored day: its frame, labels and (with truth) the aligned true probabilities."""
+
+    def __init__(self, frame: pd.DataFrame, spec: FeatureSpec, truth: pd.DataFrame | None = None) -> None:
+        self.frame = frame
+        click, conv = encode_labels(frame, spec)
+        self.click, self.conv = click.astype(np.float64), conv.astype(np.float64)
+        self.p_click = self.p_conv = None
+        if truth is not None:
+            self.p_click, self.p_conv = align_truth(frame, truth)
+
+
+def align_truth(frame: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(p_click, p_conv) of the rows of ``frame``, matched on impression_id."""
+    need = {"impression_id", "p_click", "p_conv"}
+    if not need <= set(truth.columns) or "impression_id" not in frame.columns:
+        raise FeatureSpecError(f"truth needs frame.impression_id and truth columns {sorted(need)}")
+    t = truth.drop_duplicates("impression_id").set_index("impression_id")
+    aligned = t.reindex(frame["impression_id"].to_numpy())
+    if aligned["p_click"].isna().any():
+        raise FeatureSpecError(
+            f"truth lacks {int(aligned['p_click'].isna().sum())} impression ids of the day"
+        )
+    return aligned["p_click"].to_numpy(np.float64), aligned["p_conv"].to_numpy(np.float64)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's ρ (Pearson on average ranks); NaN with fewer than 3 rows or a constant input."""
+    if a.size < 3:
+        return float("nan")
+    ra, rb = _ranks(a), _ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _ranks(v: np.ndarray) -> np.ndarray:
+    order = np.argsort(v, kind="stable")
+    s = v[order]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(s)) + 1))
+    ends = np.concatenate((starts[1:], [v.size]))
+    ranks = np.empty(v.size)
+    ranks[order] = np.repeat((starts + ends - 1) / 2.0, ends - starts)
+    return ranks
+
+
+def day_metrics(day: EvalDay, pred: dict[str, np.ndarray]) -> dict[str, float]:
+    """Every figure of METRIC_KEYS that the day supports (expected ones only with truth)."""
+    click, conv = day.click, day.conv
+    p_ctr, p_cvr, p_ctcvr = pred["p_ctr"], pred["p_cvr"], pred["p_ctcvr"]
     clicked = click > 0.5
-    return {
+    out = {
         "ctr_auc": auc(click, p_ctr),
         "cvr_auc": auc(conv[clicked], p_cvr[clicked]),
         "ctcvr_auc": auc(click * conv, p_ctcvr),
+        "rho_cvr_ctr_clicked": spearman(p_cvr[clicked], p_ctr[clicked]),
     }
+    if day.p_click is not None:
+        pc, pv = day.p_click, day.p_conv
+        out.update(
+            ctr_eauc=expected_auc(pc, p_ctr),
+            # CVR is scored on clicked rows: a row enters with its true click probability.
+            cvr_eauc=expected_auc(pv, p_cvr, weight=pc),
+            ctcvr_eauc=expected_auc(pc * pv, p_ctcvr),
+            ctr_elogloss=expected_log_loss(pc, p_ctr),
+            cvr_elogloss=expected_log_loss(pv, p_cvr, weight=pc),
+            ctcvr_elogloss=expected_log_loss(pc * pv, p_ctcvr),
+        )
+    return out
+
+
+def fit_and_score(
+    train: pd.DataFrame,
+    day: EvalDay,
+    spec: FeatureSpec,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+) -> tuple[dict[str, float], float, np.ndarray | None]:
+    """``fit`` (vocabulary, output-bias init, training: the pipeline's cold start) then score ``day``.
+
+    Returns (metrics, training samples/s, TAML's mean gate weight per group and task or None).
+    """
+    fitted = fit(train, spec, model_cfg, train_cfg)
+    x = encode(day.frame, spec, fitted.vocab)
+    is_taml = isinstance(fitted.model, TAML) and fitted.model.options.htakr
+    keys = ("p_ctr", "p_cvr", "p_ctcvr", "gates") if is_taml else ("p_ctr", "p_cvr", "p_ctcvr")
+    pred = predict_encoded(fitted.model, x, train_cfg.eval_batch_size, keys=keys)
+    gates = None
+    if is_taml:
+        gates = fitted.model.gate_group_weights(torch.from_numpy(pred["gates"])).numpy()
+    return day_metrics(day, pred), fitted.result.samples_per_s, gates
+
+
+def standard_rows(
+    models: list[str], base: ModelConfig, train_cfg: TrainConfig, *, ablations: bool, entire_space: bool
+) -> tuple[list[Row], list[Row]]:
+    """(model rows, ablation rows): each model; MMoE/PLE in entire space; TAML's ablations and paper row."""
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ModelConfigError(f"unknown models {unknown}; known: {', '.join(MODELS)}")
+    rows = [Row(m, base.model_copy(update={"architecture": m}), train_cfg) for m in models]
+    if entire_space:
+        for name, arch in ENTIRE_SPACE_ROWS.items():
+            if arch in models:
+                opts = getattr(base, arch).model_copy(update={"cvr_space": "entire_space"})
+                rows.append(Row(name, base.model_copy(update={"architecture": arch, arch: opts}), train_cfg))
+    extra = []
+    if ablations and "taml" in models:
+        taml = base.model_copy(update={"architecture": "taml"})
+        paper = TamlOptions.model_validate({**TamlOptions().model_dump(), **PAPER_TAML})
+        extra.append(Row("taml_paper", taml.model_copy(update={"taml": paper}), train_cfg))
+    return rows, extra
+
+
+def ablation_rows(taml_row: Row) -> list[Row]:
+    """TAML's ablations, each one change to the (possibly tuned) TAML row."""
+    out = []
+    for name, change in ABLATIONS.items():
+        opts = taml_row.model.taml.model_validate({**taml_row.model.taml.model_dump(), **change})
+        out.append(Row(name, taml_row.model.model_copy(update={"taml": opts}), taml_row.train))
+    return out
 
 
 def compare_models(
@@ -58,67 +191,111 @@ def compare_models(
     *,
     model_config: ModelConfig | None = None,
     ablations: bool = True,
+    entire_space: bool = False,
     out_dir: str | Path | None = None,
+    rows: list[Row] | None = None,
+    ablation_list: list[Row] | None = None,
 ) -> dict[str, Any]:
-    """Train every model ``seeds`` times on ``train``, score ``test``.
+    """Train every row ``seeds`` times on ``train`` with ``fit``, score ``test``.
 
-    Returns ``{"models": {name: {"ctr_auc": [per seed], "cvr_auc": [...], "ctcvr_auc": [...],
-    "samples_per_s": median}}, "ablations": {...same shape...}, "gates": {"table": [...],
-    "png": path | None}, "oracle": {"ctr_auc", "cvr_auc", "ctcvr_auc"}}`` (``oracle`` only with
-    ``truth``: a frame with impression_id, p_click, p_conv for the test rows; ``ablations`` and
-    ``gates`` only when TAML is among ``models``).
+    Returns ``{"models": {name: {metric: [one value per seed], ..., "samples_per_s": median}},
+    "ablations": {...same shape...}, "gates": {"table": [...], "png": path | None},
+    "oracle": {metric: value}}``. Metrics are METRIC_KEYS (the expected ones and ``oracle`` only
+    with ``truth``: impression_id, p_click, p_conv for the test rows); ``ablations`` and ``gates``
+    only when TAML is among the rows. ``rows`` / ``ablation_list`` replace the default rows (e.g.
+    tuned configurations).
     """
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        raise ModelConfigError(f"unknown models {unknown}; known: {', '.join(MODELS)}")
     if seeds < 1:
         raise ModelConfigError("seeds must be >= 1")
     base_cfg = model_config or ModelConfig()
-    vocab = Vocabulary.build(train, spec)
-    x_train = encode(train, spec, vocab)
-    c_train, v_train = encode_labels(train, spec)
-    x_test = encode(test, spec, vocab)
-    c_test, v_test = (a.astype(np.float64) for a in encode_labels(test, spec))
-
-    runs: list[tuple[str, str, ModelConfig]] = [
-        (m, "models", base_cfg.model_copy(update={"architecture": m})) for m in models
-    ]
-    if ablations and "taml" in models:
-        for name, change in ABLATIONS.items():
-            taml_opts = base_cfg.taml.model_copy(update=change)
-            runs.append(
-                (name, "ablations", base_cfg.model_copy(update={"architecture": "taml", "taml": taml_opts}))
-            )
-
+    if rows is None:
+        rows, extra = standard_rows(
+            models, base_cfg, train_cfg, ablations=ablations, entire_space=entire_space
+        )
+        if ablation_list is None and ablations:
+            taml = next((r for r in rows if r.name == "taml"), None)
+            ablation_list = extra + (ablation_rows(taml) if taml else [])
+    day = EvalDay(test, spec, truth)
     report: dict[str, Any] = {"models": {}}
     gate_sums: list[np.ndarray] = []
-    for name, section, cfg in runs:
-        entry: dict[str, Any] = {"ctr_auc": [], "cvr_auc": [], "ctcvr_auc": []}
+    runs = [(r, "models") for r in rows] + [(r, "ablations") for r in (ablation_list or [])]
+    for row, section in runs:
+        entry: dict[str, Any] = {}
         speeds = []
         for s in range(seeds):
-            tc = train_cfg.model_copy(update={"seed": train_cfg.seed + s})
-            torch.manual_seed(tc.seed)
-            model = build_model(cfg, vocab.sizes)
-            result = train_model(model, x_train, c_train, v_train, tc)
-            speeds.append(result.samples_per_s)
-            keys = ("p_ctr", "p_cvr", "p_ctcvr", "gates") if name == "taml" else ("p_ctr", "p_cvr", "p_ctcvr")
-            pred = predict_encoded(model, x_test, tc.eval_batch_size, keys=keys)
-            aucs = _aucs(c_test, v_test, pred["p_ctr"], pred["p_cvr"], pred["p_ctcvr"])
-            for k, val in aucs.items():
-                entry[k].append(val)
+            tc = row.train.model_copy(update={"seed": row.train.seed + s, "progress": False})
+            metrics, speed, gates = fit_and_score(train, day, spec, row.model, tc)
+            speeds.append(speed)
+            for k, v in metrics.items():
+                entry.setdefault(k, []).append(v)
+            if row.name == "taml" and gates is not None:
+                gate_sums.append(gates)
             log.info(
-                "%s seed %d: AUC ctr %.4f cvr %.4f ctcvr %.4f, %.0f samples/s",
-                name, tc.seed, aucs["ctr_auc"], aucs["cvr_auc"], aucs["ctcvr_auc"], result.samples_per_s,
+                "%s seed %d: AUC ctr %.4f cvr %.4f ctcvr %.4f%s, rho %.2f, %.0f samples/s",
+                row.name, tc.seed, metrics["ctr_auc"], metrics["cvr_auc"], metrics["ctcvr_auc"],
+                f" (expected {metrics['cvr_eauc']:.4f} / {metrics['ctcvr_eauc']:.4f})" if "cvr_eauc" in metrics else "",
+                metrics["rho_cvr_ctr_clicked"], speed,
             )  # fmt: skip
-            if name == "taml" and isinstance(model, TAML):
-                gate_sums.append(model.gate_group_weights(torch.from_numpy(pred["gates"])).numpy())
         entry["samples_per_s"] = statistics.median(speeds)
-        report.setdefault(section, {})[name] = entry
-
+        report.setdefault(section, {})[row.name] = entry
     if gate_sums:
         report["gates"] = gate_table(np.mean(gate_sums, axis=0), out_dir)
     if truth is not None:
-        report["oracle"] = _oracle(test, truth, c_test, v_test)
+        oracle = day_metrics(
+            day, {"p_ctr": day.p_click, "p_cvr": day.p_conv, "p_ctcvr": day.p_click * day.p_conv}
+        )
+        report["oracle"] = oracle
+    return report
+
+
+def tune_and_compare(
+    valid_train: pd.DataFrame,
+    valid: pd.DataFrame,
+    test_train: pd.DataFrame,
+    test: pd.DataFrame,
+    spec: FeatureSpec,
+    models: list[str],
+    seeds: int,
+    train_cfg: TrainConfig,
+    tune: TuneConfig,
+    *,
+    valid_truth: pd.DataFrame | None = None,
+    test_truth: pd.DataFrame | None = None,
+    model_config: ModelConfig | None = None,
+    ablations: bool = True,
+    out_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """The paper's protocol: tune every row on (valid_train → valid), then test the chosen settings.
+
+    Every row, the entire-space MMoE/PLE and the paper-literal TAML included, gets the same search
+    budget. The ablations are changes to the *tuned* TAML. ``test`` is scored once per seed, after
+    all choices are made. The report is :func:`compare_models`' plus ``"tuning"``: per row, every
+    trial with its validation metrics and score, and the chosen assignment.
+    """
+    base_cfg = model_config or ModelConfig()
+    rows, extra = standard_rows(models, base_cfg, train_cfg, ablations=ablations, entire_space=True)
+    vday = EvalDay(valid, spec, valid_truth)
+
+    def evaluate(model_cfg: ModelConfig, tc: TrainConfig, tr: pd.DataFrame, _valid) -> dict[str, float]:
+        return fit_and_score(tr, vday, spec, model_cfg, tc.model_copy(update={"progress": False}))[0]
+
+    tuned: list[Row] = []
+    tuning: dict[str, Any] = {}
+    for row in rows + extra:
+        result = tune_row(row, valid_train, valid, tune, evaluate)
+        model_cfg, tc = apply(result.chosen, row.model, row.train)
+        tuned.append(Row(row.name, model_cfg, tc))
+        tuning[row.name] = {"chosen": result.chosen, "score": result.score, "trials": result.trials}
+    model_rows = tuned[: len(rows)]
+    ablation_list = tuned[len(rows) :]
+    taml = next((r for r in model_rows if r.name == "taml"), None)
+    if ablations and taml is not None:
+        ablation_list += ablation_rows(taml)
+    report = compare_models(
+        test_train, test, spec, models, seeds, train_cfg, test_truth,
+        model_config=base_cfg, out_dir=out_dir, rows=model_rows, ablation_list=ablation_list,
+    )  # fmt: skip
+    report["tuning"] = {"config": tune.model_dump(), "rows": tuning}
     return report
 
 
@@ -150,16 +327,3 @@ def gate_table(weights: np.ndarray, out_dir: str | Path | None) -> dict[str, Any
         fig.savefig(png, dpi=120)
         plt.close(fig)
     return {"table": rows, "png": png}
-
-
-def _oracle(test: pd.DataFrame, truth: pd.DataFrame, click: np.ndarray, conv: np.ndarray) -> dict[str, float]:
-    need = {"impression_id", "p_click", "p_conv"}
-    if not need <= set(truth.columns) or "impression_id" not in test.columns:
-        raise FeatureSpecError(f"oracle needs test.impression_id and truth columns {sorted(need)}")
-    t = truth.drop_duplicates("impression_id").set_index("impression_id")
-    aligned = t.reindex(test["impression_id"].to_numpy())
-    if aligned["p_click"].isna().any():
-        raise FeatureSpecError(f"truth lacks {int(aligned['p_click'].isna().sum())} test impression ids")
-    p_click = aligned["p_click"].to_numpy(dtype=np.float64)
-    p_conv = aligned["p_conv"].to_numpy(dtype=np.float64)
-    return _aucs(click, conv, p_click, p_conv, p_click * p_conv)

@@ -67,7 +67,7 @@ def expected_auc(p_true, score, weight=None) -> float:
     b_below = np.concatenate(([0.0], np.cumsum(b_group)[:-1]))  # negatives with a strictly lower score
     concordant = float(np.dot(a_group, b_below))
     tied = 0.5 * float(np.sum(a_group * b_group - ab_group))  # pairs i != j inside a tie group
-    return (concordant + tied) / denom
+    return float((concordant + tied) / denom)
 
 
 def expected_log_loss(p_true, p_pred, weight=None) -> float:

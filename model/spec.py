@@ -150,6 +150,22 @@ class TamlOptions(_Strict):
     htakr: bool = Field(
         True, description="False: the 'w/o HTAKR' ablation (towers read the embedding directly)."
     )
+    gate_bias: bool = Field(
+        True, description="Gate logits W·e + b; False is the paper's literal g = softmax(W·e)."
+    )
+    gate_temperature: float = Field(
+        1.0, gt=0, description="Gate softmax temperature T: g = softmax(logits / T); T < 1 sharpens."
+    )
+    cvr_general_gate_prior: float = Field(
+        0.0,
+        description="Fixed offset added to the CVR learners' gate logits of the general experts; "
+        "< 0 steers CVR learners toward their task and own experts, away from the click-dominated ones.",
+    )
+    cvr_detach_general: bool = Field(
+        False,
+        description="CVR learners read the general experts through a stop-gradient: CVR/CTCVR gradients "
+        "do not shape the shared experts (the CTR task owns them).",
+    )
 
     @model_validator(mode="after")
     def _some_expert(self) -> TamlOptions:
@@ -260,4 +276,73 @@ class TrainConfig(_Strict):
         True,
         description="Cold start: set each task head's final bias to the log-odds of the training base "
         "rate (CTR = mean click, CVR = conversions / clicks) instead of 0 (pCTR = pCVR = 0.5).",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Hyperparameter search (the paper's protocol: grid search on a validation day before the test day)
+
+TuneValue = int | float | bool | str | list[int]
+
+#: Shared by every model: training length, learning rate, embedding size.
+_COMMON_SPACE: dict[str, list[TuneValue]] = {
+    "train.epochs": [1, 2, 3],
+    "train.lr": [1e-3, 2e-3, 4e-3],
+    "model.embedding_dim": [8, 16],
+}
+#: Each model's own counts and widths (TAML: also the levers of TamlOptions).
+_MODEL_SPACE: dict[str, dict[str, list[TuneValue]]] = {
+    "taml": {
+        "taml.n_learners": [1, 2, 3],
+        "taml.n_general": [0, 1, 2],
+        "taml.n_task": [1, 2],
+        "taml.n_learner": [0, 1],
+        "taml.expert_dim": [32, 64],
+        "taml.gate_bias": [True, False],
+        "taml.gate_temperature": [0.5, 1.0, 2.0],
+        "taml.cvr_general_gate_prior": [0.0, -1.0, -2.0],
+        "taml.cvr_detach_general": [False, True],
+        "taml.alpha": [0.1, 0.3],
+        "taml.beta": [0.1, 0.3],
+    },
+    "mlp": {"mlp.tower_dims": [[192, 64, 32], [128, 64], [256, 128, 64]]},
+    "mmoe": {"mmoe.n_experts": [2, 3, 4, 6], "mmoe.expert_dim": [32, 64, 128]},
+    "ple": {
+        "ple.n_levels": [1, 2],
+        "ple.n_shared": [1, 2],
+        "ple.n_specific": [1, 2],
+        "ple.expert_dim": [32, 64],
+    },
+    "esmm": {"esmm.tower_dims": [[192, 64, 32], [128, 64], [256, 128, 64]]},
+    "aitm": {
+        "aitm.tower_dims": [[128, 64, 32], [64, 32], [256, 128, 64]],
+        "aitm.calibrator_weight": [0.3, 0.6, 1.0],
+    },
+}
+
+SelectMetric = Literal[
+    "mean_auc", "mean_eauc", "ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_eauc", "cvr_eauc", "ctcvr_eauc"
+]
+
+
+class TuneConfig(_Strict):
+    """Random search over a grid, the same number of trials for every model, on a validation day."""
+
+    budget: int = Field(
+        8, ge=1, description="Trials per model (the first is the model's configured defaults)."
+    )
+    seeds: int = Field(1, ge=1, description="Training seeds per trial (the score is their mean).")
+    seed: int = Field(0, description="Seed of the random draw of trials from the grid.")
+    select: SelectMetric = Field(
+        "mean_auc",
+        description="Validation score to maximise: mean_auc = mean of observed CTR, CVR, CTCVR AUC "
+        "(what a real platform has); *_eauc needs the simulator's truth files.",
+    )
+    common_space: dict[str, list[TuneValue]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in _COMMON_SPACE.items()},
+        description="Grid shared by every model: keys train.<field> or model.<field>.",
+    )
+    model_space: dict[str, dict[str, list[TuneValue]]] = Field(
+        default_factory=lambda: {a: {k: list(v) for k, v in s.items()} for a, s in _MODEL_SPACE.items()},
+        description="Per architecture, its own grid: keys <architecture>.<option>.",
     )

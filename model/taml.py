@@ -24,6 +24,12 @@ Notation (paper Sec. 3): T = 2 tasks (t = ctr, cvr), K learners per task (k = 1.
 Ablations: ``n_learners=1`` (single learner: the KD terms vanish, the learner is its own teacher),
 ``self_distillation=False`` (α = β = 0), ``htakr=False`` (no experts and gates: every learner
 tower reads e directly).
+
+Levers beyond the paper (``TamlOptions``; all off by default, see docs/MODEL.md for what won):
+``gate_bias=False`` is Eq. (3) literally (no b); ``gate_temperature`` T divides the gate logits;
+``cvr_general_gate_prior`` adds a fixed offset to the CVR learners' logits of the general experts;
+``cvr_detach_general`` lets the CVR learners read the general experts through a stop-gradient.
+The plain, loop-by-loop version of this forward pass is ``model/taml_reference.py``.
 """
 
 from __future__ import annotations
@@ -57,20 +63,27 @@ class TAML(MultiTaskModel):
             self.n_experts = o.n_general + n_tasks * o.n_task + self.n_gates * o.n_learner
             self.k_select = o.n_general + o.n_task + o.n_learner
             self.experts = ExpertBank(self.n_experts, d_in, o.expert_dim, config.activation)  # Eq. (2)
-            self.gates = nn.Linear(d_in, self.n_gates * self.k_select)  # Eq. (3), all gates in one matmul
+            # Eq. (3), all gates in one matmul
+            self.gates = nn.Linear(d_in, self.n_gates * self.k_select, bias=o.gate_bias)
             self.register_buffer("select", self._selection(), persistent=False)
+            self.register_buffer("gate_prior", self._gate_prior(), persistent=False)
             tower_in = o.expert_dim
         else:
             tower_in = d_in
         self.towers = GroupedMLP(self.n_gates, tower_in, o.tower_dims, 1, config.activation)  # Eq. (5)
 
     def _selection(self) -> torch.Tensor:
-        """Indices [T·K, k] of the experts each learner's gate sees: [general ‖ its task's ‖ its own]."""
+        """Indices [T·K, k] of the experts each learner's gate sees: [general ‖ its task's ‖ its own].
+
+        With ``cvr_detach_general`` the CVR learners' general slots point past the bank, at the
+        detached copies that ``forward`` appends (indices n_experts .. n_experts + n_general - 1).
+        """
         o, n_tasks = self.options, len(TASKS)
         rows = []
         for t in range(n_tasks):
             for k in range(o.n_learners):
-                general = list(range(o.n_general))
+                detached = o.cvr_detach_general and TASKS[t] == "cvr"
+                general = [j + (self.n_experts if detached else 0) for j in range(o.n_general)]
                 task_start = o.n_general + t * o.n_task
                 learner_start = o.n_general + n_tasks * o.n_task + (t * o.n_learners + k) * o.n_learner
                 rows.append(
@@ -80,16 +93,26 @@ class TAML(MultiTaskModel):
                 )
         return torch.tensor(rows, dtype=torch.int64)
 
+    def _gate_prior(self) -> torch.Tensor:
+        """[T·K, k] fixed gate-logit offsets: ``cvr_general_gate_prior`` on the CVR learners' general slots."""
+        o = self.options
+        prior = torch.zeros(self.n_gates, self.k_select)
+        cvr = TASKS.index("cvr")
+        prior[cvr * o.n_learners : (cvr + 1) * o.n_learners, : o.n_general] = o.cvr_general_gate_prior
+        return prior
+
     def forward(self, x: torch.Tensor) -> Outputs:
         e = self.embedding(x)  # Eq. (1)
         batch = e.shape[0]
         out: Outputs = {}
         if self.options.htakr:
+            o = self.options
             experts = self.experts(e)  # Eq. (2): [B, n_experts, d]
-            g = torch.softmax(
-                self.gates(e).view(batch, self.n_gates, self.k_select).float(), dim=-1
-            )  # Eq. (3)
-            h = mix(scatter_gates(g.to(experts.dtype), self.select, self.n_experts), experts)  # Eq. (4)
+            logits = self.gates(e).view(batch, self.n_gates, self.k_select).float() + self.gate_prior
+            g = torch.softmax(logits / o.gate_temperature, dim=-1)  # Eq. (3)
+            if o.cvr_detach_general and o.n_general:
+                experts = torch.cat([experts, experts[:, : o.n_general].detach()], dim=1)
+            h = mix(scatter_gates(g.to(experts.dtype), self.select, experts.shape[1]), experts)  # Eq. (4)
             out["gates"] = g
         else:
             h = e  # ablation: every tower reads the embedding
