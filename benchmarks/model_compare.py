@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-days", required=True, type=int)
     p.add_argument("--test-day", type=dt.date.fromisoformat, help="default: the day after the validation day")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--ablation-seeds", type=int, help="seeds of the ablation rows (default: --seeds)")
     p.add_argument("--models", default=",".join(ALL_MODELS))
     p.add_argument(
         "--epochs", type=int, default=1, help="with --no-tune: passes over the training days (every model)"
@@ -243,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
         report = compare_models(
             train, test, config.feature_spec, models, args.seeds, train_cfg, truth,
             model_config=config.model, ablations=not args.no_ablations, out_dir=out.parent,
+            ablation_seeds=args.ablation_seeds,
         )  # fmt: skip
     else:
         train_cfg = config.train.model_copy(update={"progress": False})
@@ -252,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
             train, test, config.feature_spec, models, args.seeds, train_cfg, tune,
             valid_truth=read_truth(args.data_root, days["valid"][0]), test_truth=truth,
             model_config=config.model, ablations=not args.no_ablations, out_dir=out.parent,
+            ablation_seeds=args.ablation_seeds,
         )  # fmt: skip
     report["setup"] = {
         "data_root": args.data_root,
@@ -261,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
         "train_rows": len(train),
         "test_rows": len(test),
         "seeds": args.seeds,
+        "ablation_seeds": args.ablation_seeds or args.seeds,
         "epochs": args.epochs if tune is None else "tuned",
         "seconds": round(time.perf_counter() - t0, 1),
     }

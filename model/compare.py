@@ -45,8 +45,17 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "taml_no_htakr": {"htakr": False},
     "taml_no_general_experts": {"n_general": 0, "n_task": 2},
 }
-#: The paper's TAML, literally: its defaults and a gate without bias, g = softmax(W e).
-PAPER_TAML: dict[str, Any] = {"gate_bias": False}
+#: The paper's TAML, literally: its sizes (experts of 64, 2 learners per task, towers 64-32-1,
+#: α = β = 0.1; expert counts 2/1/1 as in DESIGN.md) and a gate without bias, g = softmax(W e).
+PAPER_TAML: dict[str, Any] = {
+    "n_general": 2, "n_task": 1, "n_learner": 1, "n_learners": 2, "expert_dim": 64, "tower_dims": [64, 32],
+    "alpha": 0.1, "beta": 0.1, "self_distillation": True, "htakr": True,
+    "gate_bias": False, "gate_temperature": 1.0, "cvr_general_gate_prior": 0.0, "cvr_detach_general": False,
+}  # fmt: skip
+#: TamlOptions beyond the paper: the paper-literal row keeps them at their paper values while tuning.
+TAML_LEVERS = (
+    "taml.gate_bias", "taml.gate_temperature", "taml.cvr_general_gate_prior", "taml.cvr_detach_general",
+)  # fmt: skip
 #: Extra rows of the baselines trained in the entire space (CTCVR loss instead of clicked-only CVR).
 ENTIRE_SPACE_ROWS: dict[str, str] = {"mmoe_entire_space": "mmoe", "ple_entire_space": "ple"}
 GATE_PNG = "taml_gate_weights.png"
@@ -166,8 +175,8 @@ def standard_rows(
     extra = []
     if ablations and "taml" in models:
         taml = base.model_copy(update={"architecture": "taml"})
-        paper = TamlOptions.model_validate({**TamlOptions().model_dump(), **PAPER_TAML})
-        extra.append(Row("taml_paper", taml.model_copy(update={"taml": paper}), train_cfg))
+        paper = TamlOptions(**PAPER_TAML)
+        extra.append(Row("taml_paper", taml.model_copy(update={"taml": paper}), train_cfg, fixed=TAML_LEVERS))
     return rows, extra
 
 
@@ -195,6 +204,7 @@ def compare_models(
     out_dir: str | Path | None = None,
     rows: list[Row] | None = None,
     ablation_list: list[Row] | None = None,
+    ablation_seeds: int | None = None,
 ) -> dict[str, Any]:
     """Train every row ``seeds`` times on ``train`` with ``fit``, score ``test``.
 
@@ -203,9 +213,9 @@ def compare_models(
     "oracle": {metric: value}}``. Metrics are METRIC_KEYS (the expected ones and ``oracle`` only
     with ``truth``: impression_id, p_click, p_conv for the test rows); ``ablations`` and ``gates``
     only when TAML is among the rows. ``rows`` / ``ablation_list`` replace the default rows (e.g.
-    tuned configurations).
+    tuned configurations); ``ablation_seeds`` (default ``seeds``) trains the ablation rows fewer times.
     """
-    if seeds < 1:
+    if seeds < 1 or (ablation_seeds is not None and ablation_seeds < 1):
         raise ModelConfigError("seeds must be >= 1")
     base_cfg = model_config or ModelConfig()
     if rows is None:
@@ -222,7 +232,7 @@ def compare_models(
     for row, section in runs:
         entry: dict[str, Any] = {}
         speeds = []
-        for s in range(seeds):
+        for s in range(seeds if section == "models" or ablation_seeds is None else ablation_seeds):
             tc = row.train.model_copy(update={"seed": row.train.seed + s, "progress": False})
             metrics, speed, gates = fit_and_score(train, day, spec, row.model, tc)
             speeds.append(speed)
@@ -263,6 +273,7 @@ def tune_and_compare(
     test_truth: pd.DataFrame | None = None,
     model_config: ModelConfig | None = None,
     ablations: bool = True,
+    ablation_seeds: int | None = None,
     out_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """The paper's protocol: tune every row on (valid_train → valid), then test the chosen settings.
@@ -294,6 +305,7 @@ def tune_and_compare(
     report = compare_models(
         test_train, test, spec, models, seeds, train_cfg, test_truth,
         model_config=base_cfg, out_dir=out_dir, rows=model_rows, ablation_list=ablation_list,
+        ablation_seeds=ablation_seeds,
     )  # fmt: skip
     report["tuning"] = {"config": tune.model_dump(), "rows": tuning}
     return report

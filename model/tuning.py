@@ -33,6 +33,7 @@ class Row:
     name: str
     model: ModelConfig
     train: TrainConfig
+    fixed: tuple[str, ...] = ()  # grid keys this row keeps at its base value (e.g. the paper's TAML)
 
 
 @dataclass
@@ -77,6 +78,7 @@ def apply(
 def draw_trials(row: Row, tune: TuneConfig) -> list[dict[str, Any]]:
     """``tune.budget`` distinct valid assignments: {} (the base config) first, then random grid points."""
     space = {**tune.common_space, **tune.model_space.get(row.model.architecture, {})}
+    space = {k: v for k, v in space.items() if k not in row.fixed}
     keys = sorted(space)
     size = math.prod(len(space[k]) for k in keys)
     rng = random.Random(tune.seed * 1_000_003 + zlib.crc32(row.name.encode()))

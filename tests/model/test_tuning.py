@@ -53,3 +53,9 @@ def test_selection_score_ranks_nan_last():
         0.7
     )
     assert selection_score({"cvr_eauc": float("nan")}, "cvr_eauc") == float("-inf")
+
+
+def test_fixed_keys_stay_at_the_base_value():
+    row = Row("taml_paper", ModelConfig(), TrainConfig(), fixed=("taml.gate_bias", "taml.gate_temperature"))
+    for assignment in draw_trials(row, TuneConfig(budget=6)):
+        assert "taml.gate_bias" not in assignment and "taml.gate_temperature" not in assignment
