@@ -281,6 +281,12 @@ class PipelineConfig(Section):
         gt=0,
         description="Validated days with feature tables a cold start (no production model) needs in its window.",
     )
+    run_report_confidence: float = Field(
+        0.95,
+        gt=0,
+        lt=1,
+        description="Confidence of the intervals on the run report page a backfill writes (run_report.html).",
+    )
     beam_options: list[str] = Field(
         default_factory=list, description="Extra Beam options the ingest task passes."
     )

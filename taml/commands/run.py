@@ -32,7 +32,7 @@ def _days(args: argparse.Namespace) -> list[dt.date]:
     return [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
 
 
-def _run_days(days: list[dt.date], args: argparse.Namespace, config: Config) -> int:
+def _run_days(days: list[dt.date], args: argparse.Namespace, config: Config, report: bool = False) -> int:
     from pipelines.local import format_summary, run_day
 
     runs = []
@@ -43,6 +43,13 @@ def _run_days(days: list[dt.date], args: argparse.Namespace, config: Config) -> 
         if not result.ok:
             break  # later days warm-start from this one: stop at the first broken day
     print(format_summary(runs, config.paths.artifact_root))
+    if report:  # a backfill (make run) also leaves one page across its days
+        from monitoring.run_report import write_run_report
+
+        uri = write_run_report(
+            config.paths.artifact_root, [r.date for r in runs], config.pipeline.run_report_confidence
+        )
+        print(f"run report: {uri}")
     return 0 if all(r.ok for r in runs) and len(runs) == len(days) else 1
 
 
@@ -51,4 +58,4 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 
 def backfill(args: argparse.Namespace, config: Config) -> int:
-    return _run_days(_days(args), args, config)
+    return _run_days(_days(args), args, config, report=True)
