@@ -18,7 +18,6 @@ import io
 import math
 import os
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -65,33 +64,28 @@ def read_day_records(artifact_root: str, day: dt.date) -> dict[str, dict[str, An
 
 
 def auc_estimate(y: np.ndarray, p: np.ndarray, confidence: float) -> Estimate | None:
-    """AUC with the Hanley-McNeil interval (closed form: the page must not cost minutes)."""
-    n1, n0 = int((y > 0.5).sum()), int((y <= 0.5).sum())
-    if n1 == 0 or n0 == 0:
+    """AUC with its two-sided DeLong interval at ``confidence`` (None without both classes)."""
+    from model.intervals import auc_interval
+
+    if not (y > 0.5).any() or not (y <= 0.5).any():
         return None
-    ranks = pd.Series(p).rank(method="average").to_numpy()
-    a = float((ranks[y > 0.5].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    var = (a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0)
-    half = _z(confidence) * math.sqrt(max(var, 0.0))
-    return Estimate(a, max(0.0, a - half), min(1.0, a + half))
+    iv = auc_interval(y, p, _one_sided(confidence))
+    return Estimate(iv.value, iv.low, iv.high)
 
 
 def calibration_estimate(y: np.ndarray, p: np.ndarray, confidence: float) -> Estimate | None:
-    """mean(prediction) / observed rate, with the interval of a Poisson count of positives."""
-    k = float((y > 0.5).sum())
-    if k == 0:
+    """mean(prediction) / observed rate, with the exact Poisson interval of the positives' count."""
+    from model.intervals import calibration_interval
+
+    if not (y > 0.5).any():
         return None
-    z = _z(confidence)
-    # The square-root approximation of the exact Poisson interval: close from a few events up.
-    lo_k = max((math.sqrt(k) - z / 2) ** 2, 1e-9)
-    hi_k = (math.sqrt(k + 1) + z / 2) ** 2
-    expected = float(p.sum())
-    return Estimate(expected / k, expected / hi_k, expected / lo_k)
+    iv = calibration_interval(y, p, _one_sided(confidence))
+    return Estimate(iv.value, iv.low, iv.high)
 
 
-def _z(confidence: float) -> float:
-    return NormalDist().inv_cdf(0.5 + confidence / 2)
+def _one_sided(confidence: float) -> float:
+    # model.intervals gives one-sided bounds; a two-sided interval at c has each at (1 + c) / 2.
+    return (1 + confidence) / 2
 
 
 def collect(artifact_root: str, days: list[dt.date], confidence: float) -> list[DayView]:
@@ -261,6 +255,7 @@ def render(views: list[DayView], artifact_root: str, confidence: float, title: s
             f"<tr><td>{v.date}</td><td>{html.escape(verdict(v))}</td>"
             f"<td>{html.escape(str(ev.get('candidate') or '-'))}</td>"
             f"<td>{html.escape(str(ev.get('production') or '-'))}</td>"
+            f"<td>{html.escape(_deciding(blessing.get('deciding_rule') or ev.get('deciding_rule')))}</td>"
             f"<td>{len(rules) - len(failed)}/{len(rules)}</td>"
             f"<td>{detail or html.escape(str(ev.get('reason', v.rec('train').get('reason', '')))[:300])}</td></tr>"
         )
@@ -285,7 +280,7 @@ img {{ max-width: 100%; border: 1px solid #ddd; }}
 <p>{len(views)} day(s), {views[0].date if views else "-"} to {views[-1].date if views else "-"};
 generated {generated} from the run records under <code>{html.escape(artifact_root)}</code>.
 Curves: the model that served each day, scored on that day, with {confidence:.0%} intervals
-(AUC: Hanley-McNeil; calibration: Poisson count of positives); squares: the day's candidate.</p>
+(AUC: DeLong; calibration: exact Poisson count of positives); squares: the day's candidate.</p>
 <h2>Days</h2>
 <table id="days"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <h2>AUC per day</h2>
@@ -294,12 +289,22 @@ Curves: the model that served each day, scored on that day, with {confidence:.0%
 <img id="calibration" alt="calibration per day" src="data:image/png;base64,{images["calibration"]}">
 <h2>Gate verdicts</h2>
 <table id="gate"><thead><tr><th>date</th><th>verdict</th><th>candidate</th><th>production</th>
-<th>rules passed</th><th>failing rules / reason</th></tr></thead><tbody>{"".join(gate_rows)}</tbody></table>
+<th>deciding rule: value [interval] vs threshold</th><th>rules passed</th><th>failing rules / reason</th></tr></thead><tbody>{"".join(gate_rows)}</tbody></table>
 <h2>Reports</h2>
 <table id="links"><thead><tr><th>date</th><th>validation</th><th>blessing</th><th>drift</th></tr></thead>
 <tbody>{"".join(link_rows)}</tbody></table>
 </body></html>
 """
+
+
+def _deciding(rule: dict[str, Any] | None) -> str:
+    if not rule:
+        return "-"
+    return (
+        f"{rule.get('rule')}:{rule.get('metric')} {_fmt(rule.get('value'), 4)} "
+        f"[{_fmt(rule.get('low'), 4)}, {_fmt(rule.get('high'), 4)}] vs {_fmt(rule.get('threshold'), 4)}: "
+        f"{rule.get('verdict')}"
+    )
 
 
 def _css(gate: str) -> str:

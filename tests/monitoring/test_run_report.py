@@ -47,8 +47,9 @@ def history(tmp_path_factory):
             "train.epochs=2",
             "train.batch_size=256",
             "pipeline.cold_start_days=1",
-            "evaluate.rules.min_clicks=20",
-            "evaluate.rules.min_conversions=5",
+            "evaluate.rules.require_resolution=false",
+            "evaluate.rules.calibration_min=0.5",
+            "evaluate.rules.calibration_max=2.0",
         ],
     )
     cfg.feature_spec = spec
@@ -91,6 +92,8 @@ def test_the_page_renders_its_table_and_images_in_chromium(history, tmp_path):
     images = re.findall(r'<img id="(\w+)"[^>]*src="data:image/png;base64,', dom)
     assert images == ["auc", "calibration"]
     assert re.search(r'<table id="links">.*href="evaluation/dt=2026-11-02/blessing.json"', dom, re.S)
+    gate = re.search(r'<table id="gate">(.*?)</table>', dom, re.S).group(1)
+    assert re.search(r"\[-?\d+\.\d{4}, -?\d+\.\d{4}\] vs", gate)  # the deciding rule with its interval
 
     shot = tmp_path / "page.png"
     subprocess.run(
