@@ -243,6 +243,16 @@ class IngestConfig(Section):
     max_line_bytes: int = Field(
         1_048_576, gt=0, description="Longer raw lines are dead-lettered as line_too_long."
     )
+    landing_marker: str = Field(
+        "_SUCCESS",
+        min_length=1,
+        description="A file of this name in a raw partition marks it as completely landed (recorded, not read).",
+    )
+    line_too_long_keep_bytes: int = Field(
+        4096,
+        gt=0,
+        description="A line_too_long dead letter keeps only this many first bytes (the rest is never buffered).",
+    )
     block_bytes: int = Field(
         8_388_608,
         gt=0,
@@ -453,7 +463,19 @@ class ValidateConfig(Section):
         description="Fewer earlier days with a manifest than this: the volume check is skipped (reported).",
     )
     require_next_day_labels: bool = Field(
-        True, description="Fail unless the manifest shows clicks and conversions of dt=D+1 were read."
+        True, description="Fail unless clicks and conversions of dt=D+1 were read and have landed."
+    )
+    labels_landing: Literal["marker", "volume", "marker_or_volume"] = Field(
+        "marker_or_volume",
+        description="When dt=D+1 counts as landed: its ingest.landing_marker file, its volume, or either.",
+    )
+    labels_min_volume_share: float = Field(
+        0.5,
+        ge=0,
+        description="Volume rule: dt=D+1 must hold at least this share of dt=D's lines, per label source.",
+    )
+    labels_min_lines: int = Field(
+        20, ge=0, description="Volume rule: a source with fewer lines on dt=D is not judged by volume."
     )
     warn_min_hours: int = Field(
         24, ge=0, le=24, description="Warning: fewest distinct impression hours the day should cover."

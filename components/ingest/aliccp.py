@@ -29,8 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from components.ingest.attribute import STUB_SCHEMA, first_per_key
-from components.ingest.errors import BalanceError, MissingInputError
-from components.ingest.parse import Dead, day_start_us
+from components.ingest.errors import BalanceError, CorruptFileError, MissingInputError
+from components.ingest.files import SkippedFile
+from components.ingest.parse import Dead, day_start_us, too_long_detail
 from components.ingest.pipeline import FileTask, Plan, ResolveRaw, WriteTable, _dead_table, count_key
 from components.ingest.readers import iter_blocks
 from components.ingest.run import (
@@ -43,6 +44,7 @@ from components.ingest.run import (
     run_pipeline,
 )
 from components.ingest.schema import DEAD_LETTER_SCHEMA, SAMPLES_SCHEMA
+from components.ingest.splitter import LongLine
 from components.ingest.tables import from_ipc, split_by_shard, string_shard, to_ipc
 from taml import layout as L
 from taml import storage
@@ -108,7 +110,9 @@ def parse_features(
     return counts, well, out
 
 
-def parse_aliccp_block(block, kind: str, rank: int) -> tuple[pa.Table, Dead]:
+def parse_aliccp_block(
+    block, kind: str, rank: int, max_line_bytes: int, keep_bytes: int
+) -> tuple[pa.Table, Dead]:
     n = block.n
     dead = Dead()
     if n == 0:
@@ -144,13 +148,17 @@ def parse_aliccp_block(block, kind: str, rank: int) -> tuple[pa.Table, Dead]:
         c = click.to_numpy(zero_copy_only=False) == b"1"
         v = conv.to_numpy(zero_copy_only=False) == b"1"
         reason[ok & v & ~c] = L.CONVERSION_WITHOUT_CLICK
+    lens = block.ends - block.starts
+    reason[lens > max_line_bytes] = L.LINE_TOO_LONG
     for i in np.flatnonzero(reason != ""):
-        why = (
-            "does not match the Ali-CCP line format"
-            if reason[i] == L.MALFORMED_LINE
-            else "conversion=1 with click=0"
-        )
-        dead.add(block.first_line + int(i), str(reason[i]), why, block.raw(int(i)))
+        raw = block.raw(int(i))
+        if reason[i] == L.LINE_TOO_LONG:
+            why, raw = too_long_detail(len(raw), max_line_bytes, min(keep_bytes, len(raw))), raw[:keep_bytes]
+        elif reason[i] == L.MALFORMED_LINE:
+            why = "does not match the Ali-CCP line format"
+        else:
+            why = "conversion=1 with click=0"
+        dead.add(block.first_line + int(i), str(reason[i]), why, raw)
     keep = pa.array(reason == "")
     data = {"cfi": cfi.cast(pa.string()), **{f"f_{f}": feats[f] for f in fields}}
     if kind == SKELETON:
@@ -169,12 +177,24 @@ class ParseAliccpFile(beam.DoFn):
     def process(self, rank: int):
         task = self.plan.files[rank]
         kind = task.source
+        plan = self.plan
+        try:
+            yield from self._parse(task, rank, kind, plan)
+        except SkippedFile as e:  # a named input, not a partition listing: stop, naming it
+            raise CorruptFileError(f"Ali-CCP {kind} file {e}") from e
+
+    def _parse(self, task, rank, kind, plan):
         n = 0
         dead = Dead()
         goods = []
-        for block in iter_blocks(task.path, self.plan.block_bytes):
+        for block in iter_blocks(task.path, plan.block_bytes, plan.max_line_bytes, plan.keep_bytes):
+            if isinstance(block, LongLine):
+                n += 1
+                detail = too_long_detail(block.length, plan.max_line_bytes, len(block.prefix))
+                dead.add(block.line, L.LINE_TOO_LONG, detail, block.prefix)
+                continue
             n += block.n
-            good, d = parse_aliccp_block(block, kind, rank)
+            good, d = parse_aliccp_block(block, kind, rank, plan.max_line_bytes, plan.keep_bytes)
             dead.extend(d)
             if good is not None and good.num_rows:
                 goods.append(good)
@@ -298,14 +318,14 @@ def build_aliccp(p: beam.Pipeline, plan: Plan) -> None:
         | "AllDead" >> beam.Flatten()
         | "WriteDeadLetters" >> beam.ParDo(WriteTable(plan.staging["dead_letter"], "dead_letter")),
     ]
-    from components.ingest.pipeline import WriteCounts
+    from components.ingest.pipeline import WriteJson
 
     (
         [parsed.counts, joined.counts, *rows]
         | "AllCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombinePerKey(sum)
         | "CollectCounts" >> beam.combiners.ToList()
-        | "WriteCounts" >> beam.ParDo(WriteCounts(f"{plan.control.rstrip('/')}/counts.json"))
+        | "WriteCounts" >> beam.ParDo(WriteJson(f"{plan.control.rstrip('/')}/counts.json", as_dict=True))
     )
 
 
@@ -379,6 +399,7 @@ def run_aliccp_ingest(
         ic.stats_shards,
         ic.max_line_bytes,
         ic.block_bytes,
+        ic.line_too_long_keep_bytes,
         0,
         0,
         0.0,

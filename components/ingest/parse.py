@@ -175,8 +175,13 @@ def _read_json(buf, schema: pa.Schema) -> pa.Table:
     )
 
 
-def parse_block(block: Block, spec: SourceSpec, day: dt.date, max_line_bytes: int) -> Parsed:
-    """Classify every line of ``block``: typed valid rows, or a dead letter with its reason."""
+def too_long_detail(length: int, max_line_bytes: int, kept: int) -> str:
+    return f"{length} bytes > {max_line_bytes}; the first {kept} bytes are kept"
+
+
+def parse_block(block: Block, spec: SourceSpec, day: dt.date, max_line_bytes: int, keep_bytes: int) -> Parsed:
+    """Classify every line of ``block``: typed valid rows, or a dead letter with its reason
+    (a too-long line keeps only its first ``keep_bytes`` bytes)."""
     data, starts, ends, n = block.data, block.starts, block.ends, block.n
     dead = Dead()
     schema = spec.raw_schema
@@ -198,11 +203,12 @@ def parse_block(block: Block, spec: SourceSpec, day: dt.date, max_line_bytes: in
     pieces: list[tuple[np.ndarray, pa.Table]] = []
     one_by_one: list[int] = [int(i) for i in np.flatnonzero(~bulk_ok & ~too_long)]
     for i in np.flatnonzero(too_long):
+        lo = int(starts[i])
         dead.add(
             block.first_line + int(i),
             LINE_TOO_LONG,
-            f"{int(lens[i])} bytes > {max_line_bytes}",
-            block.raw(int(i)),
+            too_long_detail(int(lens[i]), max_line_bytes, min(keep_bytes, int(lens[i]))),
+            data[lo : lo + min(keep_bytes, int(lens[i]))],
         )
 
     # Runs of bulk-parsable lines. First pass per run: find its bad lines one failed call each

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from components.ingest import stats as S
 from components.ingest.attribute import EVENT_COLS, IMP_COLS, PREV_COLS, STUB_SCHEMA, attribute_shard
+from components.ingest.files import SkippedFile
 from components.ingest.parse import Dead, day_start_us
 from components.ingest.readers import parse_file, pick_lines
 from components.ingest.schema import DEAD_LETTER_SCHEMA, PROFILE_SCHEMAS, SPECS
@@ -57,6 +58,7 @@ class Plan:
     stats_shards: int
     max_line_bytes: int
     block_bytes: int
+    keep_bytes: int  # bytes of a line_too_long line kept in its dead letter
     click_window_us: int
     attribution_window_us: int
     stats_prior_impressions: float
@@ -103,7 +105,13 @@ class ParseFile(beam.DoFn):
         task = plan.files[rank]
         day = plan.part_day(task.part)
         spec = SPECS[task.source]
-        parsed = parse_file(task.path, spec, day, plan.max_line_bytes, plan.block_bytes)
+        try:
+            parsed = parse_file(task.path, spec, day, plan.max_line_bytes, plan.block_bytes, plan.keep_bytes)
+        except SkippedFile as e:
+            # Not JSON Lines at all: no line of it is counted; the manifest lists it and
+            # validation fails naming it.
+            yield beam.pvalue.TaggedOutput("skipped", (rank, e.reason))
+            return
         n_dead = len(parsed.dead)
         if task.part == OWN:
             yield beam.pvalue.TaggedOutput("counts", (count_key(task.source, OWN, "read"), parsed.n_lines))
@@ -252,7 +260,13 @@ class ResolveRaw(beam.DoFn):
         stubs = pa.concat_tables([from_ipc(x).cast(STUB_SCHEMA) for x in items]).sort_by("line")
         task = self.plan.files[rank]
         lines = stubs["line"].to_numpy()
-        raw = pick_lines(task.path, set(lines.tolist()), self.plan.block_bytes)
+        raw = pick_lines(
+            task.path,
+            set(lines.tolist()),
+            self.plan.block_bytes,
+            self.plan.max_line_bytes,
+            self.plan.keep_bytes,
+        )
         raws = [raw.get(int(x), b"") for x in lines]
         parts = stubs["part"].to_numpy()
         table = pa.table(
@@ -356,16 +370,20 @@ class SmoothStats(beam.DoFn):
         yield (count_key(out, 0, "rows"), table.num_rows)
 
 
-class WriteCounts(beam.DoFn):
-    def __init__(self, path: str):
+class WriteJson(beam.DoFn):
+    """A list of pairs -> one JSON file (the driver reads it after the run)."""
+
+    def __init__(self, path: str, as_dict: bool = False):
         self.path = path
+        self.as_dict = as_dict
 
     def process(self, pairs):
         from apache_beam.io.filesystems import FileSystems
 
+        data = dict(sorted(pairs)) if self.as_dict else sorted(pairs)
         f = FileSystems.create(self.path)
         try:
-            f.write(json.dumps(dict(sorted(pairs)), indent=1).encode())
+            f.write(json.dumps(data, indent=1).encode())
         finally:
             f.close()
         yield len(pairs)
@@ -374,8 +392,11 @@ class WriteCounts(beam.DoFn):
 def build(p: beam.Pipeline, plan: Plan) -> None:
     """Compose the day's transforms on pipeline ``p``."""
     ranks = p | "Files" >> beam.Create(list(range(len(plan.files)))) | "SpreadFiles" >> beam.Reshuffle()
-    parsed = ranks | "ParseFiles" >> beam.ParDo(ParseFile(plan)).with_outputs(
-        "counts", "dead", "profile", main="keyed"
+    parsed = ranks | "ParseFiles" >> beam.ParDo(ParseFile(plan)).with_outputs("counts", "dead", "profile", "skipped", main="keyed")
+    (
+        parsed.skipped
+        | "CollectSkipped" >> beam.combiners.ToList()
+        | "WriteSkipped" >> beam.ParDo(WriteJson(f"{plan.control.rstrip('/')}/skipped.json"))
     )
 
     keyed = [parsed.keyed]
@@ -436,5 +457,5 @@ def build(p: beam.Pipeline, plan: Plan) -> None:
         | "AllCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombinePerKey(sum)
         | "CollectCounts" >> beam.combiners.ToList()
-        | "WriteCounts" >> beam.ParDo(WriteCounts(f"{plan.control.rstrip('/')}/counts.json"))
+        | "WriteCounts" >> beam.ParDo(WriteJson(f"{plan.control.rstrip('/')}/counts.json", as_dict=True))
     )

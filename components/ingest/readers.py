@@ -18,8 +18,18 @@ from typing import IO
 import pyarrow as pa
 
 from components.ingest.errors import CorruptFileError
-from components.ingest.parse import Block, Dead, Parsed, good_schema, parse_block, split_lines
+from components.ingest.files import sniff
+from components.ingest.parse import (
+    LINE_TOO_LONG,
+    Block,
+    Dead,
+    Parsed,
+    good_schema,
+    parse_block,
+    too_long_detail,
+)
 from components.ingest.schema import SourceSpec
+from components.ingest.splitter import LongLine, split_stream
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _READ = 1 << 20
@@ -48,7 +58,8 @@ def iter_bytes(path: str, opener: Opener = beam_open, chunk: int = _READ) -> Ite
     with opener(path) as f:
         head = f.read(chunk)
         if not head.startswith(_GZIP_MAGIC):
-            if path.endswith(".gz") and head:
+            sniff(path, head)
+            if path.lower().endswith((".gz", ".gzip")) and head:
                 raise CorruptFileError(f"{path}: named .gz but is not a gzip file")
             while head:
                 yield head
@@ -63,7 +74,8 @@ def iter_bytes(path: str, opener: Opener = beam_open, chunk: int = _READ) -> Ite
                 if not data:
                     break
             try:
-                out = d.decompress(data)
+                # Bounded output: a highly compressible long line must not inflate in one piece.
+                out = d.decompress(data, chunk)
             except zlib.error as e:
                 raise CorruptFileError(
                     f"{path}: damaged gzip stream after {produced} decompressed bytes ({e}); "
@@ -72,7 +84,7 @@ def iter_bytes(path: str, opener: Opener = beam_open, chunk: int = _READ) -> Ite
             produced += len(out)
             if out:
                 yield out
-            data = b""
+            data = d.unconsumed_tail
             if d.eof:
                 # Concatenated gzip members are legal (e.g. appended uploads): start the next one.
                 rest = d.unused_data
@@ -93,25 +105,11 @@ def iter_bytes(path: str, opener: Opener = beam_open, chunk: int = _READ) -> Ite
         )
 
 
-def iter_blocks(path: str, block_bytes: int, opener: Opener = beam_open) -> Iterator[Block]:
-    """Blocks of whole lines (about ``block_bytes`` each), numbered from line 1."""
-    pending = b""
-    line = 1
-    buf: list[bytes] = []
-    size = 0
-    for chunk in iter_bytes(path, opener):
-        buf.append(chunk)
-        size += len(chunk)
-        if size >= block_bytes:
-            block, pending = split_lines(pending + b"".join(buf), line, final=False)
-            buf, size = [], 0
-            if block.n:
-                line += block.n
-                yield block
-            # A line longer than a block stays pending until its newline arrives.
-    block, _ = split_lines(pending + b"".join(buf), line, final=True)
-    if block.n:
-        yield block
+def iter_blocks(
+    path: str, block_bytes: int, max_line_bytes: int, keep_bytes: int, opener: Opener = beam_open
+) -> Iterator[Block | LongLine]:
+    """Blocks of whole lines (about ``block_bytes`` each) and too-long lines, numbered from line 1."""
+    return split_stream(iter_bytes(path, opener), block_bytes, max_line_bytes, keep_bytes)
 
 
 def parse_file(
@@ -120,14 +118,24 @@ def parse_file(
     day: dt.date,
     max_line_bytes: int,
     block_bytes: int,
+    keep_bytes: int,
     opener: Opener = beam_open,
 ) -> Parsed:
     """Every line of one file classified; valid rows concatenated in line order."""
     goods: list[pa.Table] = []
     dead = Dead()
     n = 0
-    for block in iter_blocks(path, block_bytes, opener):
-        p = parse_block(block, spec, day, max_line_bytes)
+    for item in iter_blocks(path, block_bytes, max_line_bytes, keep_bytes, opener):
+        if isinstance(item, LongLine):
+            n += 1
+            dead.add(
+                item.line,
+                LINE_TOO_LONG,
+                too_long_detail(item.length, max_line_bytes, len(item.prefix)),
+                item.prefix,
+            )
+            continue
+        p = parse_block(item, spec, day, max_line_bytes, keep_bytes)
         n += p.n_lines
         if p.good.num_rows:
             goods.append(p.good)
@@ -136,16 +144,28 @@ def parse_file(
     return Parsed(good, dead, n)
 
 
-def pick_lines(path: str, wanted: set[int], block_bytes: int, opener: Opener = beam_open) -> dict[int, bytes]:
+def pick_lines(
+    path: str,
+    wanted: set[int],
+    block_bytes: int,
+    max_line_bytes: int,
+    keep_bytes: int,
+    opener: Opener = beam_open,
+) -> dict[int, bytes]:
     """The raw bytes of the given 1-based line numbers of a file (for dead letters decided late)."""
     out: dict[int, bytes] = {}
     if not wanted:
         return out
     top = max(wanted)
-    for block in iter_blocks(path, block_bytes, opener):
-        lo, hi = block.first_line, block.first_line + block.n
-        for ln in [w for w in wanted if lo <= w < hi]:
-            out[ln] = block.raw(ln - lo)
+    for item in iter_blocks(path, block_bytes, max_line_bytes, keep_bytes, opener):
+        if isinstance(item, LongLine):
+            if item.line in wanted:
+                out[item.line] = item.prefix
+            lo, hi = item.line, item.line + 1
+        else:
+            lo, hi = item.first_line, item.first_line + item.n
+            for ln in [w for w in wanted if lo <= w < hi]:
+                out[ln] = item.raw(ln - lo)
         if hi > top:
             break
     return out

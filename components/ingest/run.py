@@ -20,7 +20,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from components.ingest.errors import BalanceError, IncompleteLabelsError, IngestError, MissingInputError
-from components.ingest.pipeline import NEXT, OWN, FileTask, Plan, build
+from components.ingest.files import Partition, classify, list_all, relative
+from components.ingest.pipeline import LOOKUP, NEXT, OWN, FileTask, Plan, build
 from components.ingest.schema import DEAD_LETTER_SCHEMA, PROFILE_SCHEMAS, SAMPLES_SCHEMA, stats_schema
 from taml import layout as L
 from taml import storage
@@ -29,7 +30,6 @@ from taml.errors import TamlError
 
 log = logging.getLogger(__name__)
 
-RAW_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz")
 OUTPUTS = ("samples", "users", "items", "dead_letter", "user_stats", "item_stats")
 
 
@@ -88,13 +88,17 @@ def _abs(data_root: str) -> str:
     return data_root if storage.is_gcs(data_root) else str(Path(data_root).absolute())
 
 
-def list_partition(data_root: str, source: str, day: dt.date) -> list[str] | None:
-    """Raw files of a partition; None when the partition is absent (empty folder = present)."""
+def list_partition(data_root: str, source: str, day: dt.date, marker: str) -> Partition | None:
+    """A raw partition's files (data, skipped by name, marker); None when the partition is absent.
+
+    An existing folder with no files is present (and empty): whether it has *landed* is the
+    validation's call (its marker, or its volume against D's).
+    """
     folder = L.raw_dir(data_root, source, day)
-    files = storage.list_files(folder)
-    if not files and not (not storage.is_gcs(folder) and Path(folder).is_dir()):
+    files = list_all(folder)
+    if files is None:
         return None
-    return [f for f in files if f.endswith(RAW_SUFFIXES)]
+    return classify(folder, files, marker)
 
 
 def curated_day_files(data_root: str, day: dt.date) -> list[str] | None:
@@ -111,23 +115,31 @@ def make_plan(config: Config, day: dt.date, data_root: str) -> tuple[Plan, dict[
     warnings: list[str] = []
     inputs: dict[str, Any] = {"lookups": {}}
 
-    def add(source: str, part: int, files: list[str]) -> None:
-        tasks.extend(FileTask(source, part, f) for f in files)
+    listed: dict[tuple[str, int], Partition] = {}
 
-    imps = list_partition(data_root, L.IMPRESSIONS, day)
+    def add(source: str, part: int, found: Partition | None) -> None:
+        if found is None:
+            return
+        listed[(source, part)] = found
+        tasks.extend(FileTask(source, part, f) for f in found.data)
+
+    def get(source: str, d: dt.date) -> Partition | None:
+        return list_partition(data_root, source, d, ic.landing_marker)
+
+    imps = get(L.IMPRESSIONS, day)
     if imps is None:
         raise MissingInputError(
             f"no impressions for {day}: {L.raw_dir(data_root, L.IMPRESSIONS, day)} is absent"
         )
     add(L.IMPRESSIONS, OWN, imps)
     for source in (L.CLICKS, L.CONVERSIONS):
-        files = list_partition(data_root, source, day)
-        if files is None:
+        found = get(source, day)
+        if found is None:
             raise MissingInputError(
                 f"no {source} partition for {day}: {L.raw_dir(data_root, source, day)} is absent"
             )
-        add(source, OWN, files)
-        nxt = list_partition(data_root, source, day + one)
+        add(source, OWN, found)
+        nxt = get(source, day + one)
         if nxt is None:
             raise IncompleteLabelsError(
                 f"labels of {day} are incomplete: {L.raw_dir(data_root, source, day + one)} has not landed "
@@ -136,12 +148,11 @@ def make_plan(config: Config, day: dt.date, data_root: str) -> tuple[Plan, dict[
         add(source, NEXT, nxt)
     missing = []
     for source in (L.USERS, L.ITEMS):
-        files = list_partition(data_root, source, day)
-        if files is None:
+        found = get(source, day)
+        if found is None:
             missing.append(L.partition(day))
             warnings.append(f"no {source} partition for {day}: read as empty (no new or changed rows)")
-            files = []
-        add(source, OWN, files)
+        add(source, OWN, found)
 
     # D-1: impression ids and times (curated when D-1 was ingested, else raw), and its clicks and
     # conversions (only to know which event of a D-1 impression counted first).
@@ -149,13 +160,15 @@ def make_plan(config: Config, day: dt.date, data_root: str) -> tuple[Plan, dict[
     if prev_samples is not None:
         inputs["lookups"]["impressions"] = {L.partition(day - one): "curated"}
     else:
-        raw_prev = list_partition(data_root, L.IMPRESSIONS, day - one) or []
-        add(L.IMPRESSIONS, -1, raw_prev)
-        inputs["lookups"]["impressions"] = {L.partition(day - one): "raw" if raw_prev else "none"}
+        raw_prev = get(L.IMPRESSIONS, day - one)
+        add(L.IMPRESSIONS, LOOKUP, raw_prev)
+        inputs["lookups"]["impressions"] = {
+            L.partition(day - one): "raw" if raw_prev and raw_prev.data else "none"
+        }
     for source in (L.CLICKS, L.CONVERSIONS):
-        files = list_partition(data_root, source, day - one) or []
-        add(source, -1, files)
-        inputs["lookups"][source] = {L.partition(day - one): "raw" if files else "none"}
+        found = get(source, day - one)
+        add(source, LOOKUP, found)
+        inputs["lookups"][source] = {L.partition(day - one): "raw" if found and found.data else "none"}
 
     stats_files: list[str] = []
     stats_days = [day.isoformat()]
@@ -181,13 +194,38 @@ def make_plan(config: Config, day: dt.date, data_root: str) -> tuple[Plan, dict[
         stats_shards=ic.stats_shards,
         max_line_bytes=ic.max_line_bytes,
         block_bytes=ic.block_bytes,
+        keep_bytes=ic.line_too_long_keep_bytes,
         click_window_us=ic.click_window_minutes * 60_000_000,
         attribution_window_us=ic.attribution_window_hours * 3_600_000_000,
         stats_prior_impressions=ic.stats_prior_impressions,
         stats_prior_clicks=ic.stats_prior_clicks,
     )
     inputs["missing_partitions"] = missing
+    inputs["files"] = files_listing(plan, listed)
     return plan, inputs, warnings
+
+
+def files_listing(plan: Plan, listed: dict[tuple[str, int], Partition]) -> dict[str, Any]:
+    """``inputs.files``: per source and partition read, the files read, skipped (why) and the marker."""
+    out: dict[str, Any] = {}
+    for (source, part), found in sorted(listed.items()):
+        out.setdefault(source, {})[L.partition(plan.part_day(part))] = {
+            "read": [relative(found.folder, f) for f in found.data],
+            "skipped": [{"file": f, "reason": why} for f, why in found.skipped],
+            "marker": found.marker,
+        }
+    return out
+
+
+def add_skipped(plan: Plan, files: dict[str, Any], skipped: list[list]) -> None:
+    """Move the files the workers found unreadable from "read" to "skipped" in ``inputs.files``."""
+    for rank, reason in skipped:
+        task = plan.files[rank]
+        part = L.partition(plan.part_day(task.part))
+        entry = files[task.source][part]
+        rel = task.path.split(f"/{part}/", 1)[-1]
+        entry["read"] = [r for r in entry["read"] if r != rel]
+        entry["skipped"].append({"file": task.path, "reason": reason})
 
 
 def pipeline_options(config: Config, beam_args: list[str] | tuple[str, ...] = ()):
@@ -363,6 +401,7 @@ def run_ingest(
     try:
         run_pipeline(plan, config, beam_args)
         counts = storage.read_json(storage.join(plan.control, "counts.json"))
+        add_skipped(plan, inputs["files"], storage.read_json(storage.join(plan.control, "skipped.json")))
         manifest = build_manifest(day, plan, counts)
         for name, folder in plan.staging.items():
             ensure_nonempty(folder, output_schema(name))
@@ -378,6 +417,8 @@ def run_ingest(
         "stats_prior_impressions": ic.stats_prior_impressions,
         "stats_prior_clicks": ic.stats_prior_clicks,
         "max_line_bytes": ic.max_line_bytes,
+        "line_too_long_keep_bytes": ic.line_too_long_keep_bytes,
+        "landing_marker": ic.landing_marker,
     }
     manifest["created_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     manifest_uri = L.manifest_path(data_root, day)

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from taml import layout as L
 from taml import storage
+from taml.config import ValidateConfig
 
 #: Columns of curated/samples (DESIGN.md "Ingest output") and the Arrow types each may have.
 #: Integer widths are free (ingest may narrow them); the timestamp must be UTC.
@@ -137,11 +138,91 @@ def day_frame(inputs: DayInputs) -> pd.DataFrame:
     )
 
 
+def labels_frame(inputs: DayInputs, cfg: ValidateConfig, marker_name: str) -> pd.DataFrame:
+    """One row per label source: has its dt=D+1 partition landed? ``not_landed`` says why not.
+
+    ``marker_name``: the landing marker's name when the manifest does not record it."""
+    m = inputs.manifest or {}
+    sources = m.get("sources", {}) if isinstance(m.get("sources"), dict) else {}
+    files = (m.get("inputs") or {}).get("files") or {}
+    marker_name = (m.get("config") or {}).get("landing_marker", marker_name)
+    this, nxt = L.partition(inputs.date), L.partition(inputs.date + dt.timedelta(days=1))
+    rows = []
+    for source in LABEL_SOURCES:
+        parts = sources.get(source) if isinstance(sources.get(source), dict) else {}
+        this_read = int((parts.get(this) or {}).get("read", 0) or 0)
+        next_read = int((parts.get(nxt) or {}).get("read", 0) or 0) if nxt in parts else None
+        marker = bool(((files.get(source) or {}).get(nxt) or {}).get("marker", False))
+        rows.append(
+            {
+                "source": source,
+                "this_day_read": this_read,
+                "next_day_read": next_read,
+                "marker": marker,
+                "not_landed": not_landed(source, nxt, this_read, next_read, marker, marker_name, cfg),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def not_landed(
+    source: str,
+    nxt: str,
+    this_read: int,
+    next_read: int | None,
+    marker: bool,
+    marker_name: str,
+    cfg: ValidateConfig,
+) -> str | None:
+    """Why ``source``'s dt=D+1 does not count as landed, or None when it does.
+
+    An existing folder is not enough (an empty or half-copied D+1 would pass): it takes the
+    landing marker, or at least ``labels_min_volume_share`` of dt=D's lines, as configured.
+    """
+    where = f"{source} {nxt}"
+    if next_read is None:
+        return f"{where}: not read by the ingest"
+    if marker and cfg.labels_landing != "volume":
+        return None
+    no_marker = f"no {marker_name} marker"
+    if cfg.labels_landing == "marker":
+        return f"{where}: {no_marker} (validation.labels_landing = marker)"
+    if this_read < cfg.labels_min_lines:
+        return None  # too few lines on D to judge D+1's volume by
+    share = next_read / this_read
+    if share >= cfg.labels_min_volume_share:
+        return None
+    return (
+        f"{where}: {next_read} lines = {share:.3g} of {this_read} on dt=D "
+        f"(< validation.labels_min_volume_share = {cfg.labels_min_volume_share})"
+        + (f" and {no_marker}" if cfg.labels_landing == "marker_or_volume" else "")
+        + ": an empty or partial partition, not landed yet?"
+    )
+
+
+def files_frame(inputs: DayInputs) -> pd.DataFrame:
+    """One row: ``skipped`` lists every raw file the ingest skipped ("file: reason; ..."), null if none.
+
+    One cell rather than a row per file, so a failure names every file (GX reports a few
+    unexpected values only)."""
+    files = ((inputs.manifest or {}).get("inputs") or {}).get("files") or {}
+    rows = [
+        f"{s.get('file')}: {s.get('reason')}"
+        for parts in files.values()
+        if isinstance(parts, dict)
+        for entry in parts.values()
+        if isinstance(entry, dict)
+        for s in entry.get("skipped") or []
+    ]
+    text = f"{len(rows)} file(s) skipped: " + "; ".join(rows) if rows else None
+    return pd.DataFrame([{"skipped": text}], dtype=object)
+
+
 def manifest_frame(inputs: DayInputs) -> pd.DataFrame:
-    """One row per source: dead-letter share of its dt=D partition, and whether dt=D+1 was read."""
+    """One row per source: dead-letter share of its dt=D partition (labels: :func:`labels_frame`)."""
     m = inputs.manifest or {}
     sources = m.get("sources", {})
-    this, nxt = L.partition(inputs.date), L.partition(inputs.date + dt.timedelta(days=1))
+    this = L.partition(inputs.date)
     rows = []
     for source in L.SOURCES:
         parts = sources.get(source, {}) if isinstance(sources.get(source), dict) else {}
@@ -154,9 +235,6 @@ def manifest_frame(inputs: DayInputs) -> pd.DataFrame:
                 "read": read,
                 "dead_letter": dead,
                 "dead_letter_share": dead / read if read else 0.0,
-                "next_day_read": int(nxt in parts),
-                # The source's name when dt=D+1 was not read, so a failure lists the sources.
-                "missing_next_day": None if nxt in parts else source,
                 "present": int(source in sources),
             }
         )

@@ -15,6 +15,7 @@ from components.validate import inputs as I
 from components.validate.suites import (
     CRITICAL,
     DAY,
+    FILES,
     LABELS,
     MANIFEST,
     SAMPLES,
@@ -26,7 +27,7 @@ from components.validate.suites import (
 )
 from taml import layout as L
 from taml import storage
-from taml.config import Config
+from taml.config import Config, ValidateConfig
 from taml.errors import TamlError
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def run_validation(
 
     crit, skipped_c = critical_checks(cfg, inputs)
     warn, skipped_w = warning_checks(cfg, inputs)
-    frames = _frames(inputs)
+    frames = _frames(inputs, cfg, config.ingest.landing_marker)
     outcomes = _run_gx({CRITICAL: crit, WARNING: warn}, frames)
     result = ValidationResult(
         date=day.isoformat(),
@@ -173,14 +174,14 @@ def require_passed(artifact_root: str, date: dt.date | str, out_dir: str | None 
 # --------------------------------------------------------------------------------------------
 
 
-def _frames(inputs: I.DayInputs) -> dict[str, pd.DataFrame]:
-    manifest = I.manifest_frame(inputs)
+def _frames(inputs: I.DayInputs, cfg: ValidateConfig, marker: str) -> dict[str, pd.DataFrame]:
     return {
         SAMPLES: inputs.samples if inputs.samples is not None else pd.DataFrame(),
         SCHEMA: I.schema_frame(inputs),
         DAY: I.day_frame(inputs),
-        MANIFEST: manifest,
-        LABELS: manifest[manifest["source"].isin(I.LABEL_SOURCES)].reset_index(drop=True),
+        MANIFEST: I.manifest_frame(inputs),
+        LABELS: I.labels_frame(inputs, cfg, marker),
+        FILES: I.files_frame(inputs),
     }
 
 

@@ -18,7 +18,7 @@ from taml.config import ValidateBounds, ValidateConfig
 CRITICAL = "critical"
 WARNING = "warning"
 # Frames the checks run on (see inputs.py).
-SAMPLES, SCHEMA, DAY, MANIFEST, LABELS = "samples", "schema", "day", "manifest", "labels"
+SAMPLES, SCHEMA, DAY, MANIFEST, LABELS, FILES = "samples", "schema", "day", "manifest", "labels", "files"
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,27 @@ def critical_checks(cfg: ValidateConfig, inputs: DayInputs) -> tuple[list[Check]
             )
         )
         checks.append(_dead_letter_check(cfg.critical))
+        checks.append(
+            Check(
+                "files.none_skipped",
+                FILES,
+                gxe.ExpectColumnValuesToBeNull(column="skipped"),
+                "every file under the raw partitions read was read (a skipped one is named with its reason)",
+            )
+        )
         if cfg.require_next_day_labels:
             nxt = L.partition(inputs.date + dt.timedelta(days=1))
+            rule = {
+                "marker": "its landing marker",
+                "volume": f"at least {cfg.labels_min_volume_share} of dt=D's lines",
+                "marker_or_volume": f"its landing marker or at least {cfg.labels_min_volume_share} of dt=D's lines",
+            }[cfg.labels_landing]
             checks.append(
                 Check(
                     "labels.complete",
                     LABELS,
-                    gxe.ExpectColumnValuesToBeNull(column="missing_next_day"),
-                    f"labels complete: the manifest shows {nxt} was read for {' and '.join(LABEL_SOURCES)}",
+                    gxe.ExpectColumnValuesToBeNull(column="not_landed"),
+                    f"labels complete: {nxt} of {' and '.join(LABEL_SOURCES)} was read and has landed ({rule})",
                 )
             )
     return checks, skipped

@@ -59,10 +59,10 @@ GOOD = [
 ]
 
 
-def run_block(lines: list[bytes], spec=SPECS[L.IMPRESSIONS], max_line_bytes=10_000):
+def run_block(lines: list[bytes], spec=SPECS[L.IMPRESSIONS], max_line_bytes=10_000, keep_bytes=4096):
     block, tail = split_lines(b"\n".join(lines) + b"\n", first_line=1, final=True)
     assert tail == b""
-    return parse_block(block, spec, DAY, max_line_bytes)
+    return parse_block(block, spec, DAY, max_line_bytes, keep_bytes)
 
 
 @pytest.mark.parametrize("raw,reason", BAD, ids=[f"{r}-{i}" for i, (_, r) in enumerate(BAD)])
@@ -105,11 +105,11 @@ def test_bulk_path_agrees_with_one_line_reference_on_a_mixed_block():
     assert set(good) | set(by_line) == set(range(1, len(lines) + 1))
 
 
-def test_too_long_line_is_dead_lettered_whole():
+def test_too_long_line_keeps_a_bounded_prefix():
     long_line = line(impression_id="x" * 500)
-    p = run_block([GOOD[0], long_line], max_line_bytes=200)
+    p = run_block([GOOD[0], long_line], max_line_bytes=200, keep_bytes=50)
     assert p.dead.reasons == [L.LINE_TOO_LONG]
-    assert p.dead.raws == [long_line]
+    assert p.dead.raws == [long_line[:50]]
     assert p.good.num_rows == 1
 
 

@@ -24,7 +24,7 @@ def lines(n: int) -> bytes:
 
 
 def parse(path, block_bytes=1 << 20):
-    return parse_file(str(path), SPECS[L.IMPRESSIONS], DAY, 10_000, block_bytes, opener=local_open)
+    return parse_file(str(path), SPECS[L.IMPRESSIONS], DAY, 10_000, block_bytes, 4096, opener=local_open)
 
 
 def test_truncated_gzip_fails_naming_the_file(tmp_path):
@@ -77,7 +77,7 @@ def test_block_boundaries_do_not_change_results(tmp_path):
     assert big.n_lines == small.n_lines == 3011
     assert big.dead.lines == small.dead.lines == [3001]
     assert big.good["line"].to_pylist() == small.good["line"].to_pylist()
-    assert pick_lines(str(path), {3001, 3011}, 997, opener=local_open) == {
+    assert pick_lines(str(path), {3001, 3011}, 997, 10_000, 4096, opener=local_open) == {
         3001: b'{"impression_id":"bad"',
         3011: lines(10).splitlines()[-1],
     }

@@ -24,7 +24,24 @@ DAY = dt.date(2026, 11, 4)
 def history(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("val") / "data"
     write_history(str(root), START, 4, SyntheticSpec(samples_per_day=1500, seed=3))
+    for day in L.day_range(START, 4):
+        # A landed D+1 holds about a day of clicks and conversions (the synthetic manifests
+        # list only D's spill-over there, which reads as a partial partition).
+        _set_next_day(
+            root,
+            day,
+            lambda this, nxt: dict(nxt, read=this["read"], other_day=this["read"] - nxt["accepted"]),
+        )
     return root
+
+
+def _set_next_day(root: Path, day: dt.date, fn, sources=("clicks", "conversions")) -> None:
+    m = storage.read_json(L.manifest_path(str(root), day))
+    this, nxt = L.partition(day), L.partition(day + dt.timedelta(days=1))
+    for source in sources:
+        parts = m["sources"][source]
+        parts[nxt] = fn(parts[this], parts[nxt])
+    storage.write_json(L.manifest_path(str(root), day), m)
 
 
 @pytest.fixture
@@ -105,7 +122,7 @@ def test_missing_next_day_labels_and_manifest(root: Path, tmp_path: Path):
     storage.write_json(L.manifest_path(str(root), DAY), m)
     r = run_validation(_cfg(tmp_path), DAY, str(root))
     [o] = [o for o in r.failed_critical if o.name == "labels.complete"]
-    assert o.observed["examples"] == ["conversions"]
+    assert o.observed["examples"] == ["conversions dt=2026-11-05: not read by the ingest"]
     Path(L.manifest_path(str(root), DAY)).unlink()
     r = run_validation(_cfg(tmp_path), DAY, str(root))
     assert [o.name for o in r.failed_critical] == ["manifest.present"]
@@ -139,3 +156,63 @@ def test_cli_exit_codes(root: Path, tmp_path: Path, capsys):
     assert main(args) == 0
     assert main([*args, "--set", "validation.critical.ctr_min=0.5"]) == 1
     assert "day.ctr FAILED" in capsys.readouterr().out
+
+
+def _marker(root: Path, source: str, present: bool = True) -> None:
+    m = storage.read_json(L.manifest_path(str(root), DAY))
+    files = m.setdefault("inputs", {}).setdefault("files", {})
+    files.setdefault(source, {})[L.partition(DAY + dt.timedelta(days=1))] = {
+        "read": [],
+        "skipped": [],
+        "marker": present,
+    }
+    m.setdefault("config", {})["landing_marker"] = "_SUCCESS"
+    storage.write_json(L.manifest_path(str(root), DAY), m)
+
+
+# How a D+1 label partition can look, and whether it counts as landed under each rule.
+# share: D+1 lines / D lines (clicks and conversions alike); marker: its _SUCCESS was seen.
+LANDING = {
+    "empty_folder": (0.0, False, {"marker": False, "volume": False, "marker_or_volume": False}),
+    "partial_tenth": (0.1, False, {"marker": False, "volume": False, "marker_or_volume": False}),
+    "just_under_half": (0.49, False, {"marker": False, "volume": False, "marker_or_volume": False}),
+    "landed_by_volume": (0.9, False, {"marker": False, "volume": True, "marker_or_volume": True}),
+    "empty_with_marker": (0.0, True, {"marker": True, "volume": False, "marker_or_volume": True}),
+    "full_with_marker": (1.0, True, {"marker": True, "volume": True, "marker_or_volume": True}),
+}
+
+
+@pytest.mark.parametrize("rule", ["marker", "volume", "marker_or_volume"])
+@pytest.mark.parametrize("case", sorted(LANDING))
+def test_labels_complete_needs_a_landed_next_day(root: Path, tmp_path: Path, case: str, rule: str):
+    share, marker, landed = LANDING[case]
+    _set_next_day(
+        root, DAY, lambda this, nxt: dict(nxt, read=int(this["read"] * share), other_day=0, accepted=0)
+    )
+    for source in ("clicks", "conversions"):
+        _marker(root, source, marker)
+    r = run_validation(_cfg(tmp_path, f"validation.labels_landing={rule}"), DAY, str(root))
+    [o] = [o for o in r.critical if o.name == "labels.complete"]
+    assert o.success is landed[rule], o.message()
+    if not o.success:
+        # dt=D has 75 clicks but only 7 conversions: too few (< labels_min_lines) to judge by volume.
+        assert r.passed is False and o.observed["unexpected_count"] == (2 if rule == "marker" else 1)
+        why = o.observed["examples"][0]
+        assert why.startswith("clicks dt=2026-11-05: ")
+        assert ("no _SUCCESS marker" in why) is (rule != "volume")
+        if rule != "marker":
+            assert "of 75 on dt=D (< validation.labels_min_volume_share = 0.5)" in why
+
+
+def test_only_the_partial_source_fails_and_few_lines_are_not_judged(root: Path, tmp_path: Path):
+    _set_next_day(root, DAY, lambda this, nxt: dict(nxt, read=0), sources=("conversions",))
+    r = run_validation(_cfg(tmp_path, "validation.labels_min_lines=5"), DAY, str(root))
+    [o] = [o for o in r.failed_critical if o.name == "labels.complete"]
+    assert o.observed["unexpected_count"] == 1
+    assert o.observed["examples"] == [
+        "conversions dt=2026-11-05: 0 lines = 0 of 7 on dt=D (< validation.labels_min_volume_share = 0.5)"
+        " and no _SUCCESS marker: an empty or partial partition, not landed yet?"
+    ]
+    # By default 7 conversions on dt=D are too few to judge D+1's volume by (labels_min_lines).
+    r = run_validation(_cfg(tmp_path), DAY, str(root))
+    assert r.passed, [x.message() for x in r.failed_critical]
