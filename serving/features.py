@@ -69,8 +69,9 @@ def _file_token(path: str) -> str:
 class FeastOnlineSource:
     """The Feast online store of a data root, read with the features step's own reader.
 
-    SQLite (local profile): the direct reader (one SQL query, Feast's key encoding); other online
-    stores (Redis): Feast's ``get_online_features``. Both are ``components.features.online_reader``.
+    SQLite (local profile) or Redis (redis and gcp profiles): the direct readers of
+    ``components.features.online_reader`` (Feast's own formats, no Feast import). The change token
+    is the files' stats for SQLite and the materialization's generation counter for Redis.
     """
 
     def __init__(self, config, data_root: str):
@@ -118,7 +119,15 @@ class FeastOnlineSource:
         return out
 
     def version(self) -> str:
+        from components.features.store import FeatureStoreError
+
         token = "|".join(_file_token(p) for p in self._watch)
+        reader_version = getattr(self._reader, "version", None)
+        if reader_version is not None:
+            try:
+                token += "|" + reader_version()
+            except FeatureStoreError as e:
+                raise FeatureSourceUnavailable(str(e)) from e
         if self._gcs_registry:
             token += "|" + storage.read_versioned(self._gcs_registry).generation
         return token

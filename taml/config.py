@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model.spec import FeatureSpec, ModelConfig, TrainConfig, default_feature_spec
+from taml.secrets import redact
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "TAML__"
@@ -507,13 +508,13 @@ class FeaturesConfig(Section):
     )
     direct_io: bool = Field(
         True,
-        description="SQLite online / DuckDB offline: bulk-write the online store and join point-in-time with DuckDB "
-        "in Feast's own formats (same rows; false: through Feast's materialize and get_historical_features).",
+        description="SQLite or Redis online / DuckDB offline: bulk-write the online store and join point-in-time with "
+        "DuckDB in Feast's own formats (same rows; false: through Feast's materialize and get_historical_features).",
     )
     incremental_materialize: bool = Field(
         True,
-        description="direct_io: write only rows stamped after the previous run's window when that gives the same "
-        "online store (unchanged sources and table); false: always the whole window.",
+        description="direct_io, SQLite: write only rows stamped after the previous run's window when that gives the "
+        "same online store (unchanged sources and table); false: always the whole window.",
     )
     require_validation: bool = Field(
         True, description="Refuse to build a day's table unless its validation result passed."
@@ -522,18 +523,44 @@ class FeaturesConfig(Section):
         "duckdb", description="Offline store: duckdb (local parquet) or bigquery (gcp profile)."
     )
     online_store: Literal["sqlite", "redis"] = Field(
-        "sqlite", description="Online store: sqlite under {data_root}/feature_store, or redis (gcp profile)."
+        "sqlite",
+        description="Online store: sqlite under {data_root}/feature_store, or redis (redis and gcp profiles).",
     )
     bigquery_dataset: str = Field(
         "", description="bigquery: project.dataset holding the external tables over the curated parquet."
     )
     redis_connection_string: str = Field(
-        "", description="redis: host:port[,password=...] of the online store."
+        "",
+        description="redis: host:port[,db=N][,ssl=true] of the online store (Feast's format); never a password: "
+        "see redis_password_env.",
+    )
+    redis_password_env: str = Field(
+        "TAML_REDIS_PASSWORD",
+        description="redis: environment variable holding the Redis password (unset or empty: no AUTH). The value "
+        "is read when connecting, never stored in the configuration or written to a file.",
+    )
+    redis_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="redis: connect and read timeout of the project's own client (a dead server fails fast).",
+    )
+    redis_retries: int = Field(
+        1, ge=0, description="redis: immediate retries of a command after a connection error (no back-off)."
     )
     registry_path: str = Field(
         "",
         description="Feast registry file; empty: {data_root}/feature_store/registry.db (a gs:// URI works).",
     )
+
+    @field_validator("redis_connection_string")
+    @classmethod
+    def _no_password_in_connection_string(cls, value: str) -> str:
+        if any(part.strip().lower().startswith("password=") for part in value.split(",")):
+            raise ValueError(
+                "holds a password: remove it and put the password in the environment variable named by "
+                "features.redis_password_env (default TAML_REDIS_PASSWORD)"
+            )
+        return value
 
 
 class MonitorBounds(Section):
@@ -706,7 +733,7 @@ class ServingConfig(Section):
 
 
 class Config(Section):
-    profile: Literal["local", "gcp"] = Field(
+    profile: Literal["local", "redis", "gcp"] = Field(
         "local", description="Which config/{profile}.yaml was layered on."
     )
     paths: PathsConfig = Field(
@@ -799,8 +826,8 @@ def load_config(
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"bad override {item!r}: expected key.path=value")
-        _set_dotted(data, key.strip(), _scalar(raw), source=f"--set {item}")
+            raise ConfigError(f"bad override {redact(item)!r}: expected key.path=value")
+        _set_dotted(data, key.strip(), _scalar(raw), source=f"--set {redact(item)}")
     return validate(data)
 
 
@@ -825,7 +852,7 @@ def format_errors(e: ValidationError) -> str:
             )
             lines.append(f"unknown config key {key!r}{hint}")
         else:
-            lines.append(f"config key {key!r}: {err['msg']} (got {err.get('input')!r})")
+            lines.append(f"config key {key!r}: {err['msg']} (got {redact(repr(err.get('input')))})")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 

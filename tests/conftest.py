@@ -103,3 +103,7 @@ def gcs_emulator() -> Iterator[str]:
 def gcs_root(gcs_emulator: str) -> str:
     """A fresh ``gs://`` prefix per test on the emulator."""
     return f"gs://{EMULATOR_BUCKET}/{uuid.uuid4().hex[:10]}"
+
+
+# A real redis-server on loopback (tests/redis_fixtures.py).
+from redis_fixtures import redis_password, redis_server  # noqa: E402, F401

@@ -102,7 +102,7 @@ def decode_value(blob: bytes):
     return getattr(v, kind) if kind and kind != "null_val" else None
 
 
-def _encode_column(col: pa.ChunkedArray | pa.Array, dtype: str) -> tuple[list[bytes], list[str | None]]:
+def encode_column(col: pa.ChunkedArray | pa.Array, dtype: str) -> tuple[list[bytes], list[str | None]]:
     """(value bytes, value_text) per row, as Feast's online_write_batch stores them."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     valid = None if col.null_count == 0 else ~np.asarray(col.is_null())
@@ -262,6 +262,27 @@ def incremental_start(
     return max(start, _from_us(p_end + 1))
 
 
+def latest_rows(
+    duck: duckdb.DuckDBPyConnection,
+    key: str,
+    files: Sequence[str],
+    columns: dict[str, str],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> pa.Table:
+    """The latest source row per key stamped in [start, end]: the key, ``_ts`` (epoch µs), the source columns.
+
+    What Feast's materialize writes with ``pull_latest_features`` (bounds inclusive, as Feast's).
+    """
+    select = ", ".join(f"{_q(src)}" for src in columns)
+    return duck.sql(
+        f"SELECT {_q(key)}, epoch_us(event_timestamp) AS _ts, {select} FROM read_parquet({sql_list(files)}) "
+        "WHERE event_timestamp >= ? AND event_timestamp <= ? "
+        f"QUALIFY row_number() OVER (PARTITION BY {_q(key)} ORDER BY event_timestamp DESC) = 1",
+        params=[start, end],
+    ).to_arrow_table()
+
+
 def materialize_view(
     db_path: str,
     table: str,
@@ -298,13 +319,7 @@ def materialize_view(
         read_from = read_from or start
         rows = 0
         if read_from <= end:
-            select = ", ".join(f"{_q(src)}" for src in columns)
-            got = duck.sql(
-                f"SELECT {_q(key)}, epoch_us(event_timestamp) AS _ts, {select} FROM read_parquet({sql_list(files)}) "
-                "WHERE event_timestamp >= ? AND event_timestamp <= ? "
-                f"QUALIFY row_number() OVER (PARTITION BY {_q(key)} ORDER BY event_timestamp DESC) = 1",
-                params=[read_from, end],
-            ).to_arrow_table()
+            got = latest_rows(duck, key, files, columns, read_from, end)
             rows = got.num_rows
             if rows:
                 keys = entity_keys(key, got.column(key).to_numpy())
@@ -312,7 +327,7 @@ def materialize_view(
                 sql = _upsert_sql(table)
                 nones = [None] * rows
                 for src, feat in columns.items():
-                    blobs, texts = _encode_column(got.column(src), dtypes[feat])
+                    blobs, texts = encode_column(got.column(src), dtypes[feat])
                     con.executemany(sql, zip(keys, [feat] * rows, blobs, texts, ts, nones, strict=True))
         state.put(view, _us(start), _us(end), fingerprint, _guard(con, table))
         con.execute("COMMIT")

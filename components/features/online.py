@@ -5,8 +5,9 @@ Two paths with the same answer:
 - :class:`OnlineFeatureReader` reads Feast's SQLite online store directly: one prepared query
   for the user and one for all items, entity keys serialized the way Feast writes them, values
   decoded without protobuf. Serving uses this (see docs/FEATURES.md for its latency next to Feast's).
-- :func:`feast_lookup` goes through ``FeatureStore.get_online_features`` (any online store, e.g.
-  Redis in the gcp profile); :func:`online_reader` falls back to it when the store is not SQLite.
+- :class:`RedisOnlineReader` reads Feast's Redis online store directly (Feast's hash layout, see
+  ``components.features.redis_store``): one pipelined round trip of HMGETs per lookup.
+- :func:`feast_lookup` goes through ``FeatureStore.get_online_features`` (any online store).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from components.features import redis_store as R
 from components.features.direct import decode_value, entity_key_prefix
 from components.features.store import FeatureStoreError, definitions, feature_store, online_db_path
 from taml.config import Config
@@ -132,6 +134,90 @@ class OnlineFeatureReader:
         self._local = threading.local()
 
 
+class RedisOnlineReader:
+    """Direct reader of Feast's Redis online store (safe to share across threads: a connection pool).
+
+    Per lookup one pipeline: HMGET of the user's hash (the fields of both user views) and one
+    HMGET per distinct item (both item views); values decoded without protobuf for int64/double.
+    Missing entities and features come back as None, as from Feast. Importing this does not
+    import Feast.
+    """
+
+    def __init__(self, config: Config, data_root: str | None = None):
+        d = definitions()
+        self._config = config
+        self._project = config.features.project
+        self._suffix = self._project.encode("utf-8")
+        self.views = {v: (entity, d.feature_columns(entity, kind)) for v, (entity, kind) in d.VIEWS.items()}
+        self.columns = [f for _, cols in self.views.values() for f in cols.values()]
+        self._fields: dict[str, tuple[list[bytes], list[str]]] = {}
+        for entity in ("user", "item"):
+            fields, names = [], []
+            for view, (e, cols) in self.views.items():
+                if e == entity:
+                    for feat in cols.values():
+                        fields.append(R.feature_field(view, feat))
+                        names.append(feat)
+            self._fields[entity] = (fields, names)
+        self._user_prefix = entity_key_prefix("user_id")
+        self._item_prefix = entity_key_prefix("item_id")
+        self._decoded: dict[bytes, Any] = {}
+        self._client = R.connect(config)
+        try:
+            self._client.ping()  # fail early on a wrong address or password
+        except Exception as e:
+            raise R.store_error(config, e, "connecting") from None
+
+    def lookup(self, user_id: int, item_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """One dict per item (in order): user_id, item_id and every feature (None when missing)."""
+        pack, sfx = _INT64.pack, self._suffix
+        item_ids = [int(i) for i in item_ids]
+        uid = int(user_id)
+        unique = list(dict.fromkeys(item_ids))
+        user_fields, user_names = self._fields["user"]
+        item_fields, item_names = self._fields["item"]
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                pipe.hmget(self._user_prefix + pack(uid) + sfx, user_fields)
+                for i in unique:
+                    pipe.hmget(self._item_prefix + pack(i) + sfx, item_fields)
+                replies = pipe.execute()
+        except Exception as e:
+            raise R.store_error(self._config, e, "reading features") from None
+        cache = self._decoded
+        if len(cache) > DECODE_CACHE_MAX:
+            cache.clear()
+
+        def decoded(blob):
+            if blob is None:
+                return None
+            try:
+                return cache[blob]
+            except KeyError:
+                v = cache[blob] = decode_value(blob)
+                return v
+
+        base: dict[str, Any] = dict.fromkeys(self.columns)
+        for name, blob in zip(user_names, replies[0], strict=True):
+            base[name] = decoded(blob)
+        items = {
+            i: {n: decoded(b) for n, b in zip(item_names, reply, strict=True)}
+            for i, reply in zip(unique, replies[1:], strict=True)
+        }
+        return [{"user_id": uid, "item_id": i, **base, **items[i]} for i in item_ids]
+
+    def version(self) -> str:
+        """Moves whenever the project's materialization writes (the generation counter)."""
+        try:
+            got = self._client.get(R.generation_key(self._project))
+        except Exception as e:
+            raise R.store_error(self._config, e, "reading the generation") from None
+        return "redis:" + (got.decode() if got else "0")
+
+    def close(self) -> None:
+        self._client.close()
+
+
 def feast_lookup(store, config: Config, user_id: int, item_ids: Sequence[int]) -> list[dict[str, Any]]:
     """The same rows through Feast's own online read path (works with any online store)."""
     service = store.get_feature_service(config.features.feature_service)
@@ -141,7 +227,9 @@ def feast_lookup(store, config: Config, user_id: int, item_ids: Sequence[int]) -
     return [{k: got[k][j] for k in got} for j in range(len(item_ids))]
 
 
-class _FeastReader:
+class FeastReader:
+    """``lookup`` through Feast's ``get_online_features`` (benchmarks and ``--via-feast``)."""
+
     def __init__(self, config: Config, data_root: str):
         self._config = config
         self._store = feature_store(config, data_root)
@@ -153,8 +241,8 @@ class _FeastReader:
         pass
 
 
-def online_reader(config: Config, data_root: str) -> OnlineFeatureReader | _FeastReader:
-    """The fastest correct reader for the configured online store (SQLite direct, else Feast)."""
+def online_reader(config: Config, data_root: str) -> OnlineFeatureReader | RedisOnlineReader:
+    """The direct reader of the configured online store (SQLite or Redis; both Feast's format)."""
     if config.features.online_store == "sqlite":
         return OnlineFeatureReader(config, data_root)
-    return _FeastReader(config, data_root)
+    return RedisOnlineReader(config, data_root)

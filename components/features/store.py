@@ -23,6 +23,7 @@ from taml import storage
 from taml.config import Config
 from taml.errors import TamlError
 from taml.feature_repo import FEATURE_REPO, definitions
+from taml.secrets import redact
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -43,6 +44,7 @@ APPLY_SETTINGS = (
     "online_store",
     "bigquery_dataset",
     "redis_connection_string",
+    "redis_password_env",
     "registry_path",
 )
 
@@ -65,9 +67,20 @@ def online_db_path(data_root: str) -> str:
     return storage.join(store_dir(data_root), ONLINE_FILE)
 
 
-def repo_config(config: Config, data_root: str) -> RepoConfig:
+def repo_config(config: Config, data_root: str, *, password_ref: bool = False) -> RepoConfig:
+    """Feast's RepoConfig of ``data_root``. Redis: the password from the environment, in memory only
+    (``password_ref``: ``${VAR}`` in its place, for files); a Feast error never echoes it."""
     from feast.repo_config import RepoConfig
 
+    try:
+        return _repo_config(RepoConfig, config, data_root, password_ref)
+    except FeatureStoreError:
+        raise
+    except Exception as e:  # Feast's validation quotes its input, the connection string included
+        raise FeatureStoreError(redact(f"Feast rejected the feature store settings: {e}")) from None
+
+
+def _repo_config(RepoConfig, config: Config, data_root: str, password_ref: bool) -> RepoConfig:
     f = config.features
     root = store_dir(data_root)
     if f.online_store == "sqlite" and storage.is_gcs(root):
@@ -79,7 +92,7 @@ def repo_config(config: Config, data_root: str) -> RepoConfig:
     online: dict = (
         {"type": "sqlite", "path": storage.join(root, ONLINE_FILE)}
         if f.online_store == "sqlite"
-        else {"type": "redis", "connection_string": f.redis_connection_string}
+        else {"type": "redis", "connection_string": _redis_connection(config, password_ref)}
     )
     offline: dict = {"type": "duckdb"} if f.offline_store == "duckdb" else {"type": "bigquery"}
     if f.offline_store == "bigquery":
@@ -95,6 +108,13 @@ def repo_config(config: Config, data_root: str) -> RepoConfig:
         repo_path=None if storage.is_gcs(root) else Path(root),
         materialization={"online_write_batch_size": f.online_write_batch_size, "pull_latest_features": True},
     )
+
+
+def _redis_connection(config: Config, password_ref: bool) -> str:
+    from components.features import redis_store
+
+    redis_store.target(config)  # a clear error for an empty or malformed connection string
+    return redis_store.feast_connection_string(config, password_ref=password_ref)
 
 
 def feature_store(config: Config, data_root: str) -> FeatureStore:
@@ -203,17 +223,18 @@ def write_yaml(config: Config, data_root: str) -> str:
     """``{data_root}/feature_store/feature_store.yaml`` for the feast CLI (absolute paths).
 
     RepoConfig.write_to_path writes field names Feast cannot load back (registry_config, ...),
-    so the file is written from the same settings by hand.
+    so the file is written from the same settings by hand. A Redis password appears only as
+    ``${VAR}`` (Feast expands environment variables when it reads the file).
     """
     import yaml
 
-    rc = repo_config(config, data_root)
+    rc = repo_config(config, data_root, password_ref=True)
     data = {
         "project": rc.project,
         "provider": rc.provider,
         "registry": rc.registry.path,
-        "online_store": rc.online_store.model_dump(exclude_none=True),
-        "offline_store": rc.offline_store.model_dump(exclude_none=True),
+        "online_store": rc.online_store.model_dump(mode="json", exclude_none=True),
+        "offline_store": rc.offline_store.model_dump(mode="json", exclude_none=True),
         "entity_key_serialization_version": rc.entity_key_serialization_version,
     }
     uri = storage.join(store_dir(data_root), "feature_store.yaml")

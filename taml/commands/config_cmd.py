@@ -1,10 +1,13 @@
-"""``taml config show``: the effective configuration after every layer; ``defaults``: default.yaml."""
+"""``taml config show``: the effective configuration after every layer (secrets never shown);
+``defaults``: default.yaml."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from taml.config import Config, dump
+from taml.secrets import redact
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -23,5 +26,16 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
         print(render_defaults(), end="")
         return 0
-    print(dump(config), end="")
+    # Secrets are not part of the configuration (only the names of their environment variables);
+    # redact() also masks anything password-shaped that a value might still carry.
+    print(redact(dump(config)), end="")
+    for key, var in secret_envs(config).items():
+        state = "set" if os.environ.get(var) else "not set"
+        print(f"# {key}: ${var} is {state} in the environment (its value is never shown)")
     return 0
+
+
+def secret_envs(config: Config) -> dict[str, str]:
+    """Dotted key -> environment variable of each secret the configuration refers to."""
+    f = config.features
+    return {"features.redis_password_env": f.redis_password_env} if f.online_store == "redis" else {}
