@@ -5,8 +5,9 @@ Entities ``user`` and ``item``; feature views ``user_profile``, ``item_profile``
 
 :func:`build_objects` makes them for any data root; ``components.features`` calls it (it loads
 this file by path) and applies the result with a programmatic RepoConfig. The module-level
-objects below are what the plain ``feast`` CLI applies: their sources read ``$TAML_DATA_ROOT``,
-by default the project's ``./data``.
+objects below are what the plain ``feast`` CLI applies from this folder: their sources read
+``$TAML_DATA_ROOT``, by default ``./demo/data``, the store ``make run`` leaves (the one
+``feature_store.yaml`` here points at).
 
 Feature names are flat and unique across views, so the training table needs no prefixes:
 profile attributes keep their curated names; stats become ``{entity}_{stat}_7d`` (the names
@@ -16,10 +17,13 @@ the model's feature spec uses) through a field mapping of the stats parquet colu
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 ENV_DATA_ROOT = "TAML_DATA_ROOT"
+#: The data root of `make run` (Makefile DEMO), which feature_store.yaml of this folder points at.
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parent.parent / "demo" / "data"
 USER_PROFILE = ("gender", "age_level", "city_level", "occupation")
 ITEM_PROFILE = ("category_id", "shop_id", "brand_id", "price_level")
 #: Columns of features/{user,item}_stats/dt=D/*.parquet (ingest's stats schema) and their types
@@ -137,16 +141,32 @@ def _source(name, data_root, entity, kind, mapping, offline_store, bigquery_data
 # repo parser lists the names with dir() and reads them with getattr(), which builds them.
 
 _NAMES = ("user", "item", "user_profile", "item_profile", "user_stats_7d", "item_stats_7d", "taml_v1")
-_built: dict[str, object] = {}
+_built: dict[str, dict[str, object]] = {}  # by data root: the environment may change within a process
+
+
+def cli_data_root() -> str:
+    """The data root the plain ``feast`` CLI reads: ``$TAML_DATA_ROOT``, else ``./demo/data`` (absolute)."""
+    root = os.environ.get(ENV_DATA_ROOT)
+    if not root:
+        return str(DEFAULT_DATA_ROOT)
+    return root if root.startswith("gs://") else str(Path(root).resolve())
 
 
 def __getattr__(name: str) -> object:
     if name not in _NAMES:
         raise AttributeError(name)
-    if not _built:
-        root = os.environ.get(ENV_DATA_ROOT) or str(Path(__file__).resolve().parent.parent / "data")
-        _built.update(build_objects(root))
-    return _built[name]
+    root = cli_data_root()
+    if root not in _built:
+        if not root.startswith("gs://") and not (Path(root) / "curated").is_dir():
+            # One line instead of a traceback from deep inside Feast's repo parser.
+            print(
+                f"feature_repo: no TAML data under {root}: run `make run` (it writes ./demo/data), or set "
+                f"{ENV_DATA_ROOT}=DIR and run feast with -f DIR/feature_store/feature_store.yaml",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+        _built[root] = build_objects(root)
+    return _built[root][name]
 
 
 def __dir__() -> list[str]:

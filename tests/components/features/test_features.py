@@ -356,7 +356,7 @@ def test_a_day_that_failed_validation_gets_no_table(built, tmp_path):
     )
 
 
-def test_plain_feast_cli_reads_the_generated_repo(built):
+def test_plain_feast_cli_reads_the_generated_repo(built, monkeypatch):
     """`feast -f {data_root}/feature_store/feature_store.yaml feature-views list` (in-process click)."""
     from click.testing import CliRunner
     from feast.cli.cli import cli
@@ -370,6 +370,7 @@ def test_plain_feast_cli_reads_the_generated_repo(built):
     # `feast apply` from feature_repo/ sees the module-level objects (built lazily on access).
     from feast.repo_operations import parse_repo
 
+    monkeypatch.setenv("TAML_DATA_ROOT", str(root))
     repo = parse_repo(FEATURE_REPO)
     assert sorted(v.name for v in repo.feature_views) == [
         "item_profile",
