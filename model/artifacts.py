@@ -99,6 +99,18 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _cpu_tensors(model: MultiTaskModel) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def weights_sha256(model: MultiTaskModel) -> str:
+    """sha256 of the weights file :func:`save_model_version` writes for ``model`` (the same bytes),
+    known before saving, so a version id can name the weights it holds."""
+    from safetensors.torch import save
+
+    return hashlib.sha256(save(_cpu_tensors(model), metadata={"format": str(FORMAT)})).hexdigest()
+
+
 def save_model_version(
     directory: str | Path,
     model: MultiTaskModel,
@@ -124,8 +136,7 @@ def save_model_version(
     tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": str(FORMAT)})
+        save_file(_cpu_tensors(model), str(tmp / WEIGHTS_FILE), metadata={"format": str(FORMAT)})
         _write_json(
             tmp / MODEL_FILE,
             {

@@ -57,26 +57,52 @@ def run_deploy(
     candidate_dir: str | Path,
     blessing_uri: str,
 ) -> DeployOutcome:
+    """Publish the blessed candidate and move the alias, only onto the very weights evaluated.
+
+    The blessing records the evaluated weights' sha256; the candidate folder, the registry
+    version (freshly published, or already there under that id) and the alias move all have to
+    agree with it, or nothing is promoted and the error says which files differ.
+    """
     from model import load_model_version
+    from model.artifacts import CHECKSUMMED, WEIGHTS_FILE
 
     blessing: dict[str, Any] = storage.read_json(blessing_uri)
     name = config.pipeline.model_name
     if not blessing.get("blessed"):
         raise DeployError(f"refusing to deploy: the candidate was not blessed ({blessing.get('reason')})")
-    version = load_model_version(candidate_dir).version
-    if blessing.get("candidate", {}).get("model_id") != version:
+    candidate = load_model_version(candidate_dir)
+    version = candidate.version
+    judged = blessing.get("candidate") or {}
+    if judged.get("model_id") != version:
+        raise DeployError(f"the blessing is for {judged.get('model_id')}, not {version}")
+    evaluated = judged.get("weights_sha256")
+    if not evaluated:
+        raise DeployError(f"refusing to deploy {version}: {blessing_uri} records no weights digest")
+    if candidate.metadata.files.get(WEIGHTS_FILE) != evaluated:
         raise DeployError(
-            f"the blessing is for {blessing.get('candidate', {}).get('model_id')}, not {version}"
+            f"refusing to deploy {version}: the weights in {candidate_dir} are not the ones evaluated "
+            f"(sha256 {candidate.metadata.files.get(WEIGHTS_FILE)}, blessing {evaluated})"
         )
 
     answer = smoke_test(candidate_dir, read_table(data_root, [date]).head(1))
     log.info("candidate %s answered a request: %s", version, answer)
 
-    uri = (
-        registry.publish_version(artifact_root, name, version, candidate_dir)
-        if not registry.is_complete(artifact_root, name, version)
-        else registry.version_uri(artifact_root, name, version)
-    )
+    uri = registry.version_uri(artifact_root, name, version)
+    try:
+        if not registry.is_complete(artifact_root, name, version):
+            registry.publish_version(artifact_root, name, version, candidate_dir)
+        published = registry.verify_version(artifact_root, name, version)
+    except registry.RegistryError as e:
+        raise DeployError(f"refusing to deploy {version}: {e}") from None
+    # A version of that id may already be there (a re-run; its metadata.json differs by its
+    # creation time): what it scores with must be byte for byte what was evaluated.
+    expected = {**{k: candidate.metadata.files.get(k) for k in CHECKSUMMED}, WEIGHTS_FILE: evaluated}
+    differ = sorted(k for k, digest in expected.items() if published.get(k) != digest)
+    if differ:
+        raise DeployError(
+            f"refusing to deploy {version}: registry version {uri} differs from the evaluated candidate "
+            f"in {', '.join(differ)} (sha256 {published.get(differ[0])} there, {expected[differ[0]]} evaluated)"
+        )
     judged_against = (blessing.get("production") or {}).get("model_id")
     current = registry.read_alias(artifact_root, name)
     if current is not None and current.version == version:

@@ -149,6 +149,7 @@ def run_evaluate(
     the monitor reads, and the blessing then says why there was nothing to judge.
     """
     from model import load_model_version, score
+    from model.artifacts import WEIGHTS_FILE
 
     table = read_table(data_root, [date])
     cand: ModelMetrics | None = None
@@ -188,6 +189,8 @@ def run_evaluate(
             production_metrics=prod,
         )
         body = blessing.to_dict()
+        # Deploy promotes only the exact weights judged here (load_model_version verified them).
+        body["candidate"]["weights_sha256"] = candidate.metadata.files.get(WEIGHTS_FILE)
     else:
         body = {
             "blessed": False,

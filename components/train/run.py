@@ -41,11 +41,12 @@ class TrainOutcome:
     vocab_counted_days: int = 0
 
 
-def version_id(plan: TrainingPlan, config: Config) -> str:
-    """Named for its trained-through day plus a digest of everything that determines it.
+def version_id(plan: TrainingPlan, config: Config, weights_sha256: str) -> str:
+    """Named for its trained-through day plus a digest of what was trained: its weights and lineage.
 
-    Re-running a day (after a crash, say) therefore names the same version, which the
-    registry publishes once: the registry state does not depend on how many times a day ran.
+    The weights digest makes the id change whenever the trained result does (other data, another
+    data root, a code change in an image without .git), so the registry can never hold two models
+    under one id; a deterministic re-run of a day still names the same version, published once.
     """
     basis = {
         "parent": plan.parent_version,
@@ -56,6 +57,7 @@ def version_id(plan: TrainingPlan, config: Config) -> str:
         ),
         "spec": config.feature_spec.model_dump(mode="json"),
         "code": code_revision(),
+        "weights": weights_sha256,
     }
     digest = hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:10]
     return f"{plan.days[-1]:%Y%m%d}-{digest}"
@@ -95,7 +97,7 @@ def run_train(
     config: Config, date: dt.date, data_root: str, artifact_root: str, out_dir: str | Path
 ) -> TrainOutcome:
     from model import VersionMetadata, fit, save_model_version
-    from model.artifacts import TrainingWindow
+    from model.artifacts import TrainingWindow, weights_sha256
 
     parent = load_production(config, artifact_root, with_optimizer=True)
     policy = window_policy(config)
@@ -131,7 +133,7 @@ def run_train(
     )
     history = result.result.history
     final_loss = float(history[-1]["loss"]) if history and "loss" in history[-1] else None
-    version = version_id(plan, config)
+    version = version_id(plan, config, weights_sha256(result.model))
     metadata = VersionMetadata(
         version=version,
         parent_version=plan.parent_version,

@@ -1,7 +1,9 @@
 """Steps 4-6 on planted-signal feature tables: cold start, warm start, the gate, the alias."""
 
 import datetime as dt
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,8 +14,11 @@ from components.deploy import run_deploy
 from components.deploy.run import DeployError
 from components.evaluate import run_evaluate
 from components.train import run_train
+from components.train.run import version_id
 from components.validate import ValidationResult, validation_dir
 from components.validate.report import write_artifacts
+from model import load_model_version
+from model.artifacts import WEIGHTS_FILE, weights_sha256
 from model.synthetic import make_synthetic
 from taml import layout, registry
 from taml.config import load_config
@@ -197,3 +202,74 @@ def test_warm_updates_slide_over_the_window_and_carry_vocabulary_counts_and_line
     assert parent.vocab.fields[f].counts[some] == int((d1[f] == some).sum())
     assert child.vocab.fields[f].counts[some] == int((d1[f] == some).sum() + (d2[f] == some).sum())
     assert child.optimizer_state is not None
+
+
+def _weights(directory) -> str:
+    return hashlib.sha256((Path(directory) / WEIGHTS_FILE).read_bytes()).hexdigest()
+
+
+def test_a_re_run_after_rollback_and_a_data_fix_deploys_the_weights_it_evaluated(roots, tmp_path):
+    data, artifacts, spec = roots
+    cfg = _config(spec)
+    t1, _, _ = _day(cfg, DAYS[1], data, artifacts, tmp_path / "a")
+    t2, _, dep2 = _day(cfg, DAYS[2], data, artifacts, tmp_path / "b")
+    assert dep2.promoted and t2.parent_version == t1.version
+    assert registry.rollback(artifacts, "taml").version == t1.version
+    # Day 1's data is fixed (re-ingested: the same world, other rows); day 2 is run again.
+    frame, _, _ = make_synthetic(6000, n_fields=6, cardinality=40, seed=999, world_seed=7)
+    pq.write_table(
+        pa.Table.from_pandas(frame), Path(layout.training_table_dir(data, DAYS[1])) / "part-0.parquet"
+    )
+    t2b, ev2b, dep2b = _day(cfg, DAYS[2], data, artifacts, tmp_path / "c")
+    assert t2b.trained and t2b.parent_version == t1.version and ev2b.blessed, ev2b.reason
+    candidate = tmp_path / "c" / f"candidate-{DAYS[2]}"
+    # Other weights, so another id: the registry never holds two models under one name.
+    assert t2b.version != t2.version and _weights(candidate) != _weights(
+        tmp_path / "b" / f"candidate-{DAYS[2]}"
+    )
+    live = registry.production_version(artifacts, "taml")
+    assert dep2b.promoted and live == t2b.version
+    evaluated = json.loads(Path(ev2b.blessing_uri).read_text())["candidate"]["weights_sha256"]
+    assert registry.verify_version(artifacts, "taml", live)[WEIGHTS_FILE] == evaluated == _weights(candidate)
+    # The digest the id is built from is the one of the file written (known before saving).
+    loaded = load_model_version(candidate)
+    assert weights_sha256(loaded.model) == loaded.metadata.files[WEIGHTS_FILE] == evaluated
+
+
+def test_deploy_refuses_weights_that_were_not_the_ones_evaluated(roots, tmp_path):
+    data, artifacts, spec = roots
+    cfg = _config(spec)
+    cand = tmp_path / "cand"
+    t1 = run_train(cfg, DAYS[1], data, artifacts, cand)
+    ev1 = run_evaluate(cfg, DAYS[1], data, artifacts, cand)
+    assert ev1.blessed
+    blessing = json.loads(Path(ev1.blessing_uri).read_text())
+    # 1. The blessing names other weights than the candidate folder holds (a swapped folder).
+    forged = tmp_path / "forged.json"
+    forged.write_text(
+        json.dumps({**blessing, "candidate": {**blessing["candidate"], "weights_sha256": "0" * 64}})
+    )
+    with pytest.raises(DeployError, match="not the ones evaluated"):
+        run_deploy(cfg, DAYS[1], data, artifacts, cand, str(forged))
+    unrecorded = tmp_path / "unrecorded.json"
+    unrecorded.write_text(json.dumps({**blessing, "candidate": {"model_id": t1.version, "metrics": {}}}))
+    with pytest.raises(DeployError, match="records no weights digest"):
+        run_deploy(cfg, DAYS[1], data, artifacts, cand, str(unrecorded))
+    # 2. The registry already holds a version of that id with other weights.
+    other = tmp_path / "other"
+    shutil.copytree(cand, other)
+    (other / WEIGHTS_FILE).write_bytes(b"not these weights")
+    registry.publish_version(artifacts, "taml", t1.version, other)
+    with pytest.raises(DeployError, match=rf"differs from the evaluated candidate in {WEIGHTS_FILE}"):
+        run_deploy(cfg, DAYS[1], data, artifacts, cand, ev1.blessing_uri)
+    assert registry.read_alias(artifacts, "taml") is None
+
+
+def test_version_id_changes_with_the_weights():
+    from components.train.policy import TrainingPlan
+
+    cfg = load_config(env={})
+    plan = TrainingPlan(mode="cold", days=[D1], parent_version=None, reason="")
+    assert version_id(plan, cfg, "a" * 64) == version_id(plan, cfg, "a" * 64)
+    assert version_id(plan, cfg, "a" * 64) != version_id(plan, cfg, "b" * 64)
+    assert version_id(plan, cfg, "a" * 64).startswith(f"{D1:%Y%m%d}-")
