@@ -215,11 +215,10 @@ def test_a_re_run_after_rollback_and_a_data_fix_deploys_the_weights_it_evaluated
     t2, _, dep2 = _day(cfg, DAYS[2], data, artifacts, tmp_path / "b")
     assert dep2.promoted and t2.parent_version == t1.version
     assert registry.rollback(artifacts, "taml").version == t1.version
-    # Day 1's data is fixed (re-ingested: the same world, other rows); day 2 is run again.
-    frame, _, _ = make_synthetic(6000, n_fields=6, cardinality=40, seed=999, world_seed=7)
-    pq.write_table(
-        pa.Table.from_pandas(frame), Path(layout.training_table_dir(data, DAYS[1])) / "part-0.parquet"
-    )
+    # Day 1's data is fixed (re-ingested without its 5% duplicated rows, say); day 2 is run again.
+    table_dir = Path(layout.training_table_dir(data, DAYS[1]))
+    fixed = pq.read_table(table_dir).to_pandas().sample(frac=0.95, random_state=0).sort_index()
+    pq.write_table(pa.Table.from_pandas(fixed, preserve_index=False), table_dir / "part-0.parquet")
     t2b, ev2b, dep2b = _day(cfg, DAYS[2], data, artifacts, tmp_path / "c")
     assert t2b.trained and t2b.parent_version == t1.version and ev2b.blessed, ev2b.reason
     candidate = tmp_path / "c" / f"candidate-{DAYS[2]}"
