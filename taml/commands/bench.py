@@ -37,6 +37,7 @@ OUT_FLAG = {
 #: run only by name (they need a data root and minutes of training): `taml bench model --help`.
 ON_DEMAND = {
     "model": "model_compare.py",
+    "daily": "daily_loop.py",
 }
 
 

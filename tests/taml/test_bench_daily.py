@@ -1,0 +1,132 @@
+"""The daily-loop benchmark's verdicts on its targets (benchmarks/daily_loop.py)."""
+
+import datetime as dt
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "daily_loop.py"
+spec = importlib.util.spec_from_file_location("daily_loop", SCRIPT)
+daily_loop = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(daily_loop)
+
+
+def truth(auc: float, ll: float = 0.01) -> dict:
+    return {"ctcvr_eauc": auc, "ctcvr_elogloss": ll}
+
+
+def row(date, blessed, cand=None, prod=None, alert="ok", scenario=False, **extra):
+    r = {"date": date, "blessed": blessed, "alert": alert, "scenario": scenario, **extra}
+    if cand is not None:
+        r["candidate_truth"] = cand
+    if prod is not None:
+        r["production_truth"] = prod
+    return r
+
+
+def test_judge_counts_worse_blessings_wrong_rejections_and_the_scenario():
+    rows = [
+        row("2026-11-04", True, cand=truth(0.70)),  # first deployment: nothing to compare with
+        row("2026-11-05", True, cand=truth(0.71), prod=truth(0.70)),
+        row("2026-11-06", True, cand=truth(0.69), prod=truth(0.71)),  # worse by 0.02, blessed
+        row("2026-11-07", False, cand=truth(0.712), prod=truth(0.71)),  # no worse, rejected
+        row("2026-11-08", True, cand=truth(0.72, ll=0.0103), prod=truth(0.715)),  # log loss +3%
+        row(
+            "2026-11-09",
+            False,
+            cand=truth(0.72),
+            prod=truth(0.72),
+            alert="alert",
+            scenario=True,
+            frozen_truth=truth(0.70),
+            full_retrain_truth=truth(0.725),
+        ),
+    ]
+    t = daily_loop.judge(rows, dt.date(2026, 11, 9), tol_auc=0.005, tol_ll=0.01)
+    assert t["blessed_worse"] == ["2026-11-06", "2026-11-08"] and not t["blessed_worse_ok"]
+    assert t["no_worse_candidates"] == 3 and t["rejected_no_worse"] == ["2026-11-07", "2026-11-09"]
+    assert t["rejected_no_worse_ok"] is False
+    assert t["scenario_day_rejected_or_alerted"] is True and t["alerts_before_scenario"] == []
+    assert t["final_ctcvr_eauc"] == {
+        "date": "2026-11-09",
+        "production": 0.72,
+        "frozen": 0.70,
+        "full_retrain": 0.725,
+    }
+    assert t["final_above_frozen"] is True and t["final_within_0_01_of_full_retrain"] is True
+
+
+def test_the_command_is_registered():
+    out = subprocess.run(
+        [sys.executable, "-m", "taml.cli", "bench", "daily", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert "--scenario-day" in out.stdout
+
+
+def test_days_are_scored_against_the_truth_for_every_model(tmp_path):
+    """Real train/evaluate/deploy steps on synthetic days with truth files; then the bench's scoring."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from components.common.records import write_record
+    from components.deploy import run_deploy
+    from components.evaluate import run_evaluate
+    from components.train import run_train
+    from components.validate import ValidationResult, validation_dir
+    from components.validate.report import write_artifacts
+    from model.synthetic import make_synthetic
+    from taml import layout
+    from taml.config import load_config
+
+    data, artifacts = str(tmp_path / "data"), str(tmp_path / "artifacts")
+    days = [dt.date(2026, 11, 1) + dt.timedelta(days=i) for i in range(4)]
+    spec = None
+    for i, day in enumerate(days):
+        frame, spec, truth = make_synthetic(3000, n_fields=5, cardinality=25, seed=300 + i, world_seed=4)
+        for folder, table in (
+            (layout.training_table_dir(data, day), frame),
+            (layout.truth_dir(data, day), truth),
+        ):
+            Path(folder).mkdir(parents=True)
+            pq.write_table(pa.Table.from_pandas(table), Path(folder) / "part-0.parquet")
+        write_artifacts(ValidationResult(day.isoformat(), True, [], []), validation_dir(artifacts, day))
+        write_record(artifacts, day, "validate", {"passed": True})
+    cfg = load_config(
+        env={},
+        overrides=[
+            "train.progress=false",
+            "train.epochs=2",
+            "train.batch_size=256",
+            "pipeline.cold_start_days=1",
+            "evaluate.rules.require_resolution=false",
+            "evaluate.rules.calibration_min=0.5",
+            "evaluate.rules.calibration_max=2.0",
+        ],
+    )
+    cfg.feature_spec = spec
+    for day in days:
+        cand = tmp_path / f"cand-{day}"
+        t = run_train(cfg, day, data, artifacts, cand)
+        ev = run_evaluate(cfg, day, data, artifacts, cand if t.trained else None)
+        if ev.blessed:
+            run_deploy(cfg, day, data, artifacts, cand, ev.blessing_uri)
+
+    rows = daily_loop.evaluate_days(cfg, data, artifacts, days, scenario_day=days[3])
+    assert [r["date"] for r in rows] == [d.isoformat() for d in days]
+    assert "candidate_truth" not in rows[0] and rows[1]["train"] == "cold"
+    assert rows[1]["blessed"], rows[1]["failed_rules"]
+    for r in rows[1:]:
+        assert 0.5 < r["candidate_truth"]["ctcvr_eauc"] < 1 and r["full_retrain_days"] >= 1
+    later = rows[2:]
+    assert all("production_truth" in r and "frozen_truth" in r for r in later)
+    assert later[0]["frozen"] == rows[1]["candidate"]
+    # A full retrain on day 1 alone is a cold start on the same day as day 2's candidate.
+    assert rows[1]["full_retrain_truth"]["ctcvr_eauc"] == rows[1]["candidate_truth"]["ctcvr_eauc"]
+    targets = daily_loop.judge(rows, days[3], 0.005, 0.01)
+    assert targets["final_ctcvr_eauc"]["date"] == days[3].isoformat()
+    png = tmp_path / "curves.png"
+    daily_loop.plot(rows, days[3], str(png))
+    assert png.stat().st_size > 10_000
+    assert "| 2026-11-04 * |" in daily_loop.markdown(rows, targets)
