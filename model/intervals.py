@@ -248,6 +248,23 @@ def calibration_interval(y_true, y_prob, confidence: float) -> Interval:
     return Interval(value, expected / lam_high, high, confidence, "poisson")
 
 
+def calibration_shift(y_cur, p_cur, y_ref, p_ref, confidence: float) -> Interval:
+    """ratio(current) / ratio(reference) of two independent sets of rows (ratio = mean pred / rate).
+
+    The predicted sums are fixed; the observed counts K are independent Poisson counts, so
+    ln(K_ref / K_cur) has variance 1/K_cur + 1/K_ref (normal on the log scale; +0.5 on each count
+    keeps a day without positives finite).
+    """
+    sums = [float(np.asarray(a, dtype=np.float64).sum()) for a in (y_cur, p_cur, y_ref, p_ref)]
+    k_cur, s_cur, k_ref, s_ref = sums
+    if not all(math.isfinite(v) for v in sums) or s_cur <= 0 or s_ref <= 0:
+        return undefined(confidence, "poisson, log-normal")
+    k_cur, k_ref = k_cur + 0.5, k_ref + 0.5
+    log_value = math.log(s_cur / s_ref) + math.log(k_ref / k_cur)
+    iv = normal_interval(log_value, math.sqrt(1 / k_cur + 1 / k_ref), confidence, "poisson, log-normal")
+    return Interval(math.exp(iv.value), math.exp(iv.low), math.exp(iv.high), confidence, iv.method)
+
+
 def calibration_error_improvement(y_true, prob_a, prob_b, confidence: float) -> Interval:
     """|ln ratio_b| - |ln ratio_a| on the same rows (positive: a is better calibrated than b).
 

@@ -54,3 +54,20 @@ def score(
     pred["p_ctcvr"] = np.minimum(pred["p_ctcvr"], pred["p_ctr"])
     index = table.index if isinstance(table, pd.DataFrame) else None
     return pd.DataFrame(pred, index=index)
+
+
+@torch.no_grad()
+def gate_weights(
+    model: LoadedModel, table: Table, batch_size: int = DEFAULT_SCORE_BATCH
+) -> np.ndarray | None:
+    """TAML's mean gate weight per task and expert group ([tasks, 3]); None for models without gates."""
+    net = model.model
+    if (
+        not hasattr(net, "gate_group_weights")
+        or not getattr(net.options, "htakr", False)
+        or not num_rows(table)
+    ):
+        return None
+    x = encode(table, model.spec, model.vocab)
+    gates = predict_encoded(net, x, batch_size, keys=("gates",))["gates"]
+    return net.gate_group_weights(torch.from_numpy(gates)).numpy().astype(np.float64)

@@ -14,6 +14,8 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from model import intervals as I
+from model.diagnostics import spearman
 from model.metrics import auc, calibration_ratio, ece
 
 CLICK: Final = "click"
@@ -65,6 +67,43 @@ def task_ece(df: pd.DataFrame, task: str, bins: int) -> float:
 
 def task_auc(df: pd.DataFrame, task: str) -> float:
     return auc(*task_arrays(df, task))
+
+
+def task_calibration_interval(df: pd.DataFrame, task: str, confidence: float) -> I.Interval:
+    """The calibration ratio with its one-sided Poisson bounds (observed positives are a count)."""
+    return I.calibration_interval(*task_arrays(df, task), confidence)
+
+
+def task_auc_interval(df: pd.DataFrame, task: str, confidence: float) -> I.Interval:
+    """The AUC with its one-sided DeLong bounds."""
+    return I.auc_interval(*task_arrays(df, task), confidence)
+
+
+def auc_drop_interval(
+    reference: pd.DataFrame, current: pd.DataFrame, task: str, confidence: float
+) -> I.Interval:
+    """Reference AUC minus day D's AUC: independent rows, so the DeLong variances add."""
+    y_ref, p_ref = task_arrays(reference, task)
+    y_cur, p_cur = task_arrays(current, task)
+    a_ref, v_ref = I.delong(y_ref, [p_ref])
+    a_cur, v_cur = I.delong(y_cur, [p_cur])
+    se = (
+        math.sqrt(max(v_ref[0, 0] + v_cur[0, 0], 0.0)) if np.isfinite(v_ref[0, 0] + v_cur[0, 0]) else math.nan
+    )
+    return I.normal_interval(a_ref[0] - a_cur[0], se, confidence, "delong, independent days")
+
+
+def calibration_shift_interval(
+    reference: pd.DataFrame, current: pd.DataFrame, task: str, confidence: float
+) -> I.Interval:
+    """Day D's calibration ratio / the reference window's: a break shows against the model's own past."""
+    return I.calibration_shift(*task_arrays(current, task), *task_arrays(reference, task), confidence)
+
+
+def cvr_ctr_spearman(df: pd.DataFrame) -> float:
+    """Spearman ρ(pCVR, pCTR | clicked): near 1, the CVR head only copies the click ranking."""
+    clicked = df[CLICK].to_numpy(np.float64) > 0.5
+    return spearman(df[P_CVR].to_numpy(np.float64)[clicked], df[P_CTR].to_numpy(np.float64)[clicked])
 
 
 def ctcvr_above_ctr_share(df: pd.DataFrame) -> float:

@@ -154,31 +154,140 @@ class TaskAucCalculation(_TaskCalculation[TaskAuc]):
         return C.task_auc(df, self.metric.task)
 
 
-class AucDrop(TaskMetric):
-    """Reference-window AUC minus day D's AUC (positive: the model ranks worse than it did)."""
+def evidence(metric: BoundedMetric, iv) -> float:
+    """The figure a check tests: the estimate where the data show it beyond the warn limit, else
+    the interval's bound nearest to the limits (which then passes).
+
+    So a check warns only when the one-sided interval lies wholly beyond its warn limit, and
+    alerts when, in addition, the estimate is beyond the alert limit (significant and large).
+    A check with only an alert limit needs the interval beyond that. Upper limits read the
+    lower bound, lower limits the upper bound.
+    """
+    upper = metric.warn_max if metric.warn_max is not None else metric.alert_max
+    lower = metric.warn_min if metric.warn_min is not None else metric.alert_min
+    if upper is not None:
+        return iv.value if iv.low > upper else iv.low
+    if lower is not None:
+        return iv.value if iv.high < lower else iv.high
+    return iv.value
 
 
-class AucDropCalculation(SingleValueCalculation[AucDrop]):
+class CalibrationBound(TaskMetric):
+    """Calibration ratio check on one side (``side="over"``: upper limits, ``"under"``: lower).
+
+    Its value is ``evidence()`` of the ratio's Poisson interval, not the bare estimate.
+    """
+
+    side: str
+    confidence: float = 0.95
+
+
+class CalibrationBoundCalculation(_TaskCalculation[CalibrationBound]):
+    title: ClassVar[str] = "Calibration ratio (mean prediction / observed rate)"
+
+    def value(self, df: pd.DataFrame) -> float:
+        return evidence(
+            self.metric, C.task_calibration_interval(df, self.metric.task, self.metric.confidence)
+        )
+
+    def display_name(self) -> str:
+        return f"{super().display_name()}, {_side(self.metric)}"
+
+
+class CalibrationShift(TaskMetric):
+    """Day D's calibration ratio / the reference window's, checked on one side as above."""
+
+    side: str
+    confidence: float = 0.95
+
+
+class CalibrationShiftCalculation(SingleValueCalculation[CalibrationShift]):
     def calculate(self, context: Context, current_data: Dataset, reference_data: Optional[Dataset]):
         if reference_data is None:
-            raise ValueError("AucDrop needs reference data")
-        cur = C.task_auc(current_data.as_dataframe(), self.metric.task)
-        ref = C.task_auc(reference_data.as_dataframe(), self.metric.task)
-        result = self.result(ref - cur)
+            raise ValueError("CalibrationShift needs reference data")
+        iv = C.calibration_shift_interval(
+            reference_data.as_dataframe(),
+            current_data.as_dataframe(),
+            self.metric.task,
+            self.metric.confidence,
+        )
+        result = self.result(evidence(self.metric, iv))
         result.widget = [
             counter(
                 title=self.display_name(),
                 counters=[
-                    CounterData(label="reference AUC", value=_fmt(ref)),
-                    CounterData(label="day D AUC", value=_fmt(cur)),
-                    CounterData(label="drop", value=_fmt(ref - cur)),
+                    CounterData(label="day D / reference", value=_fmt(iv.value)),
+                    CounterData(label=f"lower bound at {self.metric.confidence:.0%}", value=_fmt(iv.low)),
+                    CounterData(label="upper bound", value=_fmt(iv.high)),
                 ],
             )
         ]
         return result
 
     def display_name(self) -> str:
-        return f"AUC drop against the reference window: {TASK_TITLES.get(self.metric.task, self.metric.task)}"
+        task = TASK_TITLES.get(self.metric.task, self.metric.task)
+        return f"Calibration ratio shift (day D / reference window): {task}, {_side(self.metric)}"
+
+
+class TaskAucBound(TaskMetric):
+    """One task's AUC against its floors: ``evidence()`` of its DeLong interval."""
+
+    confidence: float = 0.95
+
+
+class TaskAucBoundCalculation(_TaskCalculation[TaskAucBound]):
+    title: ClassVar[str] = "AUC"
+
+    def value(self, df: pd.DataFrame) -> float:
+        return evidence(self.metric, C.task_auc_interval(df, self.metric.task, self.metric.confidence))
+
+    def display_name(self) -> str:
+        return f"{super().display_name()}, {_side(self.metric)}"
+
+
+def _side(metric: BoundedMetric) -> str:
+    conf = f"{getattr(metric, 'confidence', 0.95):.0%}"
+    if metric.warn_max is not None or metric.alert_max is not None:
+        return f"checked where its lower bound at {conf} is above the limit"
+    return f"checked where its upper bound at {conf} is below the limit"
+
+
+class AucDrop(TaskMetric):
+    """Reference-window AUC minus day D's AUC (positive: the model ranks worse than it did).
+
+    The value is ``evidence()`` of the drop's DeLong interval (the days are independent rows),
+    so a warn or alert limit is crossed only by a drop the data show.
+    """
+
+    confidence: float = 0.95
+
+
+class AucDropCalculation(SingleValueCalculation[AucDrop]):
+    def calculate(self, context: Context, current_data: Dataset, reference_data: Optional[Dataset]):
+        if reference_data is None:
+            raise ValueError("AucDrop needs reference data")
+        iv = C.auc_drop_interval(
+            reference_data.as_dataframe(),
+            current_data.as_dataframe(),
+            self.metric.task,
+            self.metric.confidence,
+        )
+        result = self.result(evidence(self.metric, iv))
+        result.widget = [
+            counter(
+                title=self.display_name(),
+                counters=[
+                    CounterData(label="drop (reference - day D)", value=_fmt(iv.value)),
+                    CounterData(label=f"lower bound at {self.metric.confidence:.0%}", value=_fmt(iv.low)),
+                    CounterData(label="upper bound", value=_fmt(iv.high)),
+                ],
+            )
+        ]
+        return result
+
+    def display_name(self) -> str:
+        task = TASK_TITLES.get(self.metric.task, self.metric.task)
+        return f"AUC drop against the reference window: {task}, {_side(self.metric)}"
 
 
 class CtcvrAboveCtrShare(BoundedMetric):
@@ -190,6 +299,20 @@ class CtcvrAboveCtrShareCalculation(_TaskCalculation[CtcvrAboveCtrShare]):
 
     def value(self, df: pd.DataFrame) -> float:
         return C.ctcvr_above_ctr_share(df)
+
+    def display_name(self) -> str:
+        return self.title
+
+
+class CvrCtrSpearman(BoundedMetric):
+    """Spearman ρ(pCVR, pCTR) on clicked rows: the CVR-collapse diagnostic (model.diagnostics)."""
+
+
+class CvrCtrSpearmanCalculation(_TaskCalculation[CvrCtrSpearman]):
+    title: ClassVar[str] = "CVR collapse: Spearman rho(pCVR, pCTR | clicked)"
+
+    def value(self, df: pd.DataFrame) -> float:
+        return C.cvr_ctr_spearman(df)
 
     def display_name(self) -> str:
         return self.title

@@ -87,12 +87,31 @@ def build_metrics(
         )
     metrics["nan_prediction_share"] = M.NanPredictionShare(alert_max=cfg.max_nan_prediction_share)
     metrics["ctcvr_above_ctr_share"] = M.CtcvrAboveCtrShare(alert_max=cfg.max_ctcvr_above_ctr_share)
+    metrics["cvr_ctr_spearman"] = M.CvrCtrSpearman(**_bounds(cfg.cvr_ctr_spearman))
     for task in C.TASKS:
         # Too few positives make these figures noise: they may still warn, never alert.
         enough = task_positives.get(task, 0) >= cfg.min_positives.get(task, 0)
-        metrics[f"{task}_calibration"] = M.CalibrationRatio(
-            task=task, critical=enough, **_bounds(cfg.calibration)
-        )
+        # The estimates are shown; the checks read their one-sided bounds (docs/MONITORING.md).
+        metrics[f"{task}_calibration"] = M.CalibrationRatio(task=task)
+        limits = cfg.calibration
+        metrics[f"{task}_calibration_over"] = M.CalibrationBound(
+            task=task, side="over", confidence=cfg.confidence, critical=enough,
+            warn_max=limits.warn_max, alert_max=limits.alert_max,
+        )  # fmt: skip
+        metrics[f"{task}_calibration_under"] = M.CalibrationBound(
+            task=task, side="under", confidence=cfg.confidence, critical=enough,
+            warn_min=limits.warn_min, alert_min=limits.alert_min,
+        )  # fmt: skip
+        if has_reference:
+            shift = cfg.calibration_shift
+            metrics[f"{task}_calibration_shift_over"] = M.CalibrationShift(
+                task=task, side="over", confidence=cfg.confidence, critical=enough,
+                warn_max=shift.warn_max, alert_max=shift.alert_max,
+            )  # fmt: skip
+            metrics[f"{task}_calibration_shift_under"] = M.CalibrationShift(
+                task=task, side="under", confidence=cfg.confidence, critical=enough,
+                warn_min=shift.warn_min, alert_min=shift.alert_min,
+            )  # fmt: skip
         metrics[f"{task}_ece"] = M.ExpectedCalibrationError(
             task=task,
             bins=cfg.reliability_bins,
@@ -100,14 +119,18 @@ def build_metrics(
             warn_max=cfg.ece_warn_max.get(task),
             alert_max=cfg.ece_alert_max.get(task),
         )
-        metrics[f"{task}_auc"] = M.TaskAuc(
+        metrics[f"{task}_auc"] = M.TaskAuc(task=task)
+        metrics[f"{task}_auc_check"] = M.TaskAucBound(
             task=task,
+            confidence=cfg.confidence,
             critical=enough,
             warn_min=cfg.auc_warn_min.get(task),
             alert_min=cfg.auc_alert_min.get(task),
         )
         if has_reference:
-            metrics[f"{task}_auc_drop"] = M.AucDrop(task=task, critical=enough, **_bounds(cfg.auc_drop))
+            metrics[f"{task}_auc_drop_check"] = M.AucDrop(
+                task=task, confidence=cfg.confidence, critical=enough, **_bounds(cfg.auc_drop)
+            )
     for task in C.TASKS:
         metrics[f"{task}_reliability"] = M.ReliabilityTable(task=task, bins=cfg.reliability_bins)
     if has_reference:

@@ -413,6 +413,12 @@ class GateRules(Section):
 
 class EvaluateConfig(Section):
     rules: GateRules = GateRules()
+    diagnostic_pairs: int = Field(
+        200_000,
+        ge=1,
+        description="Random pairs of clicked rows behind the concordant-pair share of pCVR and pCTR.",
+    )
+    diagnostic_seed: int = Field(0, ge=0, description="Seed of those pairs (same seed, same figure).")
 
 
 class ValidateBounds(Section):
@@ -632,9 +638,22 @@ class MonitorConfig(Section):
         default_factory=lambda: MonitorBounds(warn_max=0.1, alert_max=0.25),
         description="Drift score of each prediction column (PSI: 0.1 moderate, 0.25 large).",
     )
+    confidence: float = Field(
+        0.95,
+        ge=0.5,
+        lt=1,
+        description="One-sided confidence of the intervals the calibration and AUC checks read: a "
+        "check fires only when the interval lies wholly beyond its bound.",
+    )
     calibration: MonitorBounds = Field(
         default_factory=lambda: MonitorBounds(warn_min=0.9, warn_max=1.11, alert_min=0.8, alert_max=1.25),
-        description="Mean prediction / observed rate, per task (CTR all, CVR clicked, CTCVR all).",
+        description="Mean prediction / observed rate, per task (CTR all, CVR clicked, CTCVR all); "
+        "tested on its Poisson interval.",
+    )
+    calibration_shift: MonitorBounds = Field(
+        default_factory=lambda: MonitorBounds(warn_min=0.9, warn_max=1.11, alert_min=0.8, alert_max=1.25),
+        description="Day D's calibration ratio / the reference window's, per task (a break against "
+        "the model's own past); tested on its Poisson interval.",
     )
     ece_warn_max: dict[str, float] = Field(
         default_factory=lambda: {"ctr": 0.01, "cvr": 0.03, "ctcvr": 0.003},
@@ -649,7 +668,7 @@ class MonitorConfig(Section):
     )
     auc_warn_min: dict[str, float] = Field(
         default_factory=lambda: {"ctr": 0.65, "cvr": 0.6, "ctcvr": 0.65},
-        description="AUC per task below which it warns.",
+        description="AUC per task below which it warns (its upper DeLong bound is tested).",
     )
     auc_alert_min: dict[str, float] = Field(
         default_factory=lambda: {"ctr": 0.6, "cvr": 0.55, "ctcvr": 0.6},
@@ -657,10 +676,16 @@ class MonitorConfig(Section):
     )
     auc_drop: MonitorBounds = Field(
         default_factory=lambda: MonitorBounds(warn_max=0.02, alert_max=0.05),
-        description="Reference-window AUC minus day D's AUC, per task (the AUC trend).",
+        description="Reference-window AUC minus day D's AUC, per task (the AUC trend; its lower "
+        "DeLong bound is tested).",
     )
     max_ctcvr_above_ctr_share: float = Field(
         0.0, ge=0, description="Share of rows allowed with pCTCVR > pCTR before an alert (a product: 0)."
+    )
+    cvr_ctr_spearman: MonitorBounds = Field(
+        default_factory=lambda: MonitorBounds(warn_max=0.9),
+        description="Spearman rho(pCVR, pCTR | clicked): above it the CVR head only copies the click "
+        "ranking (a collapse; model/diagnostics.py).",
     )
     max_nan_prediction_share: float = Field(
         0.0, ge=0, description="Share of rows allowed with a NaN or infinite prediction before an alert."

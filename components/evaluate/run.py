@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +45,16 @@ class EvaluateOutcome:
     candidate: ModelMetrics | None
     production: ModelMetrics | None
     blessing: Blessing | None = None  # every rule with its interval (None: nothing was judged)
+    diagnostics: dict[str, dict[str, float]] = field(default_factory=dict)  # per role: model.diagnostics
 
     def gate_metrics(self) -> dict[str, float]:
-        """The deciding rule's figures and min_conversions, as flat numbers (KFP Metrics)."""
-        out: dict[str, float] = {}
+        """Diagnostics, the deciding rule's figures and min_conversions, flat (KFP Metrics)."""
+        out: dict[str, float] = {
+            f"{role}_{k}": float(v)
+            for role, figures in self.diagnostics.items()
+            for k, v in figures.items()
+            if k != "clicked_rows" and math.isfinite(v)
+        }
         if self.blessing is None:
             return out
         d = self.blessing.deciding
@@ -110,6 +116,24 @@ def write_predictions(
     return final
 
 
+def model_diagnostics(config: Config, loaded, table: pd.DataFrame, pred: pd.DataFrame) -> dict[str, float]:
+    """CVR-collapse figures on the clicked rows and, for TAML, the mean gate weights (model.diagnostics)."""
+    from model.diagnostics import cvr_collapse, gate_weight_table
+    from model.scoring import gate_weights
+
+    out = cvr_collapse(
+        table["click"].to_numpy(np.float64),
+        pred["p_ctr"].to_numpy(np.float64),
+        pred["p_cvr"].to_numpy(np.float64),
+        config.evaluate.diagnostic_pairs,
+        config.evaluate.diagnostic_seed,
+    )
+    weights = gate_weights(loaded, table, batch_size=config.train.eval_batch_size)
+    if weights is not None:
+        out.update(gate_weight_table(weights))
+    return out
+
+
 def training_base_rates(data_root: str, start: dt.date | None, end: dt.date | None) -> tuple[float, float]:
     """CTR and post-click CVR over the candidate's training days (the base-rate reference).
 
@@ -153,11 +177,13 @@ def run_evaluate(
 
     table = read_table(data_root, [date])
     cand: ModelMetrics | None = None
+    diagnostics: dict[str, dict[str, float]] = {}
     served_pred = served_version = None
     if has_model(candidate_dir):
         candidate = load_model_version(candidate_dir)
         cand_pred = score(candidate, table, batch_size=config.train.eval_batch_size)
         cand = ModelMetrics(candidate.version, day_metrics(table, cand_pred))
+        diagnostics["candidate"] = model_diagnostics(config, candidate, table, cand_pred)
         # Nothing served D before the first deployment: the candidate's scores stand in, so the
         # monitor has D as reference for the model that will serve next.
         served_pred, served_version = cand_pred, candidate.version
@@ -168,6 +194,7 @@ def run_evaluate(
     if production is not None:
         prod_pred = score(production, table, batch_size=config.train.eval_batch_size)
         prod = ModelMetrics(production.version, day_metrics(table, prod_pred))
+        diagnostics["production"] = model_diagnostics(config, production, table, prod_pred)
         served_pred, served_version = prod_pred, production.version
 
     blessing: Blessing | None = None
@@ -200,6 +227,9 @@ def run_evaluate(
             "rules": [],
             "deciding_rule": None,
         }
+    body["diagnostics"] = {
+        role: {k: _json_number(v) for k, v in d.items()} for role, d in diagnostics.items()
+    }
     report_dir = layout.run_dir(artifact_root, "evaluation", date)
     blessing_uri = storage.join(report_dir, "blessing.json")
     storage.write_json(blessing_uri, {"date": date.isoformat(), **body})
@@ -225,13 +255,18 @@ def run_evaluate(
             "deciding_rule": body["deciding_rule"],
             "reference": body.get("reference"),
             "min_conversions": body.get("min_conversions"),
+            "diagnostics": body["diagnostics"],
             "blessing": blessing_uri,
             "predictions": predictions_uri,
         },
     )
     return EvaluateOutcome(
-        body["blessed"], body["reason"], blessing_uri, predictions_uri, cand, prod, blessing
+        body["blessed"], body["reason"], blessing_uri, predictions_uri, cand, prod, blessing, diagnostics
     )
+
+
+def _json_number(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None
 
 
 def score_served_model(config: Config, date: dt.date, data_root: str, artifact_root: str) -> pd.DataFrame:

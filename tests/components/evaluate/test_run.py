@@ -51,3 +51,7 @@ def test_gate_metrics_are_the_deciding_rule_and_min_conversions():
         "min_conversions": 31.5,
     }
     assert EvaluateOutcome(False, "", "", "", None, None).gate_metrics() == {}
+    diag = {"candidate": {"cvr_ctr_spearman": 0.4, "clicked_rows": 10.0, "gate_cvr_task": float("nan")}}
+    assert EvaluateOutcome(False, "", "", "", None, None, None, diag).gate_metrics() == {
+        "candidate_cvr_ctr_spearman": 0.4
+    }

@@ -1,0 +1,100 @@
+"""The monitor's calibration and AUC checks read intervals: noise stays quiet, a break alerts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pytest
+from monitor_fixtures import synthetic_predictions
+
+from model.intervals import Interval
+from monitoring import calibration as C
+from monitoring import evidently_metrics as M
+from monitoring import run_monitor
+from taml.config import Config
+
+DAY = dt.date(2026, 11, 10)
+
+
+def _iv(value, low, high):
+    return Interval(value, low, high, 0.95, "test")
+
+
+@pytest.mark.parametrize(
+    "iv, expected",
+    [
+        (_iv(1.35, 1.05, 1.70), 1.05),  # estimate beyond the alert limit, but not shown: passes both
+        (_iv(1.20, 1.15, 1.25), 1.20),  # shown beyond the warn limit, estimate below the alert one: warns
+        (_iv(1.35, 1.20, 1.50), 1.35),  # shown beyond the warn limit, estimate beyond the alert one: alerts
+    ],
+)
+def test_evidence_of_an_upper_limited_figure(iv, expected):
+    m = M.CalibrationBound(task="cvr", side="over", warn_max=1.11, alert_max=1.25)
+    assert M.evidence(m, iv) == expected
+
+
+def test_evidence_of_a_lower_limited_figure_and_an_alert_only_limit():
+    floor = M.TaskAucBound(task="ctr", warn_min=0.65, alert_min=0.6)
+    assert M.evidence(floor, _iv(0.58, 0.50, 0.66)) == 0.66  # not shown below 0.65
+    assert M.evidence(floor, _iv(0.58, 0.52, 0.63)) == 0.58
+    alert_only = M.AucDrop(task="ctr", alert_max=0.05)
+    assert M.evidence(alert_only, _iv(0.08, 0.04, 0.12)) == 0.04  # needs the interval beyond 0.05
+    assert M.evidence(alert_only, _iv(0.08, 0.06, 0.12)) == 0.08
+
+
+def test_calibration_shift_against_the_reference():
+    rng = np.random.default_rng(0)
+    ref, cur = synthetic_predictions(20_000, seed=1), synthetic_predictions(4000, seed=4)
+    same = C.calibration_shift_interval(ref, cur, "ctr", 0.95)
+    assert same.low < 1 < same.high
+    lost = cur.copy()
+    keep = rng.random(len(lost)) < 0.6
+    lost["conversion"] = lost["conversion"] * keep  # 40% of conversions never reported
+    broken = C.calibration_shift_interval(ref, lost, "cvr", 0.95)
+    ratio = C.task_calibration(lost, "cvr") / C.task_calibration(ref, "cvr")
+    assert broken.low > 1.25 and broken.value == pytest.approx(ratio, rel=0.02)  # +0.5 on each count
+    assert math.isfinite(C.calibration_shift_interval(ref, cur.assign(conversion=0), "cvr", 0.95).value)
+
+
+def _config() -> Config:
+    cfg = Config()
+    cfg.monitor.features = ["device", "position"]
+    cfg.monitor.no_reference_status = "ok"
+    return cfg
+
+
+def _problems(r, word: str) -> list[str]:
+    return [p for p in r.problems if word in p]
+
+
+def test_a_noisy_calibration_on_few_events_is_quiet_and_a_real_break_alerts(tmp_path):
+    df = synthetic_predictions(6000, seed=3)
+    y, p = C.task_arrays(df, "cvr")
+    # A calibrated model on a day whose ~70 conversions came out low by chance: the estimate reads
+    # 1.3 (beyond the alert limit 1.25), the interval reaches 1.0. The old check alerted.
+    target = int(round(p.sum() / 1.3))
+    conv_rows = np.flatnonzero(df["conversion"].to_numpy() > 0)
+    df.loc[conv_rows[target:], "conversion"] = 0
+    assert C.positives(df, "cvr") >= Config().monitor.min_positives["cvr"]
+    assert C.task_calibration(df, "cvr") > 1.25
+    r = run_monitor(_config(), DAY, "unused", str(tmp_path), predictions=df, write_history=False)
+    assert not _problems(r, "Calibration ratio"), r.problems
+    assert not _problems(r, "CVR collapse") and abs(r.headline_metrics["cvr_ctr_spearman"]) < 0.2
+    assert r.headline_metrics["cvr_calibration"] > 1.25  # the estimate is still reported as it is
+    # CTR over-predicted 1.5x on ~540 clicks: shown beyond the limits, it alerts.
+    broken = synthetic_predictions(6000, seed=3).assign(p_ctr=lambda d: d.p_ctr * 1.5)
+    broken["p_ctcvr"] = broken["p_ctr"] * broken["p_cvr"]
+    r = run_monitor(_config(), DAY, "unused", str(tmp_path), predictions=broken, write_history=False)
+    assert r.status == "alert"
+    assert any(p.startswith("alert") and "Calibration ratio" in p and "CTR (all" in p for p in r.problems)
+
+
+def test_a_cvr_head_that_copies_the_click_ranking_warns(tmp_path):
+    df = synthetic_predictions(6000, seed=4)
+    df["p_cvr"] = 0.5 * df["p_ctr"] ** 0.5  # ranks clicked rows exactly as pCTR does
+    df["p_ctcvr"] = df["p_ctr"] * df["p_cvr"]
+    r = run_monitor(_config(), DAY, "unused", str(tmp_path), predictions=df, write_history=False)
+    assert r.headline_metrics["cvr_ctr_spearman"] == pytest.approx(1.0)
+    assert any(p.startswith("warn") and "CVR collapse" in p for p in r.problems), r.problems
