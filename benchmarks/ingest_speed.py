@@ -10,6 +10,15 @@ conversions with the same windows and writes the labeled samples as parquet. The
 skips what the step adds on top (per-line reasons, dead letters with raw lines, counts and their
 check, users/items, 7-day stats, staging and publishing), so the ratio is conservative.
 Prints one JSON object: impressions per second of each, their ratio and peak RSS.
+
+``--portable``: the same step on the same day through Beam's portability framework instead of the
+baseline: FnApiRunner, then ``PortableRunner`` against a Python job service
+(``local_job_service_main``) with ``--environment_type=LOOPBACK``, then with an external worker
+pool (``worker_pool_main``, the parse step on its own SDK environment: two worker processes).
+The services are started on free loopback ports before the timed runs and stopped after::
+
+    .venv/bin/taml simulate --out /tmp/bench/p200k --start 2026-11-01 --days 2 --impressions-per-day 200000
+    .venv/bin/python benchmarks/ingest_speed.py --portable --data /tmp/bench/p200k
 """
 
 from __future__ import annotations
@@ -31,16 +40,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_step(data: str, shards: int) -> dict:
+def run_step(data: str, shards: int, beam_args: list[str] = (), overrides: list[str] = ()) -> dict:
     import logging
 
     from components.ingest import run_ingest
     from taml.config import load_config
 
     logging.basicConfig(level=logging.WARNING)
-    cfg = load_config(overrides=[f"ingest.shards={shards}"])
+    cfg = load_config(overrides=[f"ingest.shards={shards}", *overrides])
     t = time.perf_counter()
-    res = run_ingest(cfg, DAY, data)
+    res = run_ingest(cfg, DAY, data, list(beam_args))
     secs = time.perf_counter() - t
     return {
         "seconds": secs,
@@ -166,12 +175,83 @@ def run_baseline(data: str, out: str) -> dict:
     }
 
 
-def child(mode: str, data: str, shards: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, "--data", data, "--shards", str(shards)]
+def child(mode: str, data: str, shards: int, extra: list[str] = ()) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--data", data, "--shards", str(shards), *extra]
     out = subprocess.run(
         cmd, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(module_args: list[str], port: int, log: Path) -> subprocess.Popen:
+    import os
+    import socket
+
+    # The pool starts each SDK worker as `python -c ...` from PATH: this interpreter's.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *module_args], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"{module_args[0]} did not start on port {port}: see {log}")
+
+
+def portable(data: str, shards: int) -> dict:
+    """Seconds of run_ingest on FnApiRunner vs PortableRunner (LOOPBACK, EXTERNAL pool), same day."""
+    logs = Path(data) / "beam-services"
+    logs.mkdir(exist_ok=True)
+    job, pool = _free_port(), _free_port()
+    procs = [
+        _start(
+            ["apache_beam.runners.portability.local_job_service_main", "--port", str(job)],
+            job,
+            logs / "job.log",
+        ),
+        _start(
+            ["apache_beam.runners.worker.worker_pool_main", f"--service_port={pool}"], pool, logs / "pool.log"
+        ),
+    ]
+    endpoint = ["--beam-arg=--runner=PortableRunner", f"--beam-arg=--job_endpoint=localhost:{job}"]
+    runs = {
+        "fnapi": [],
+        "portable_loopback": [*endpoint, "--beam-arg=--environment_type=LOOPBACK"],
+        "portable_external_pool": [
+            *endpoint,
+            "--beam-arg=--environment_type=EXTERNAL",
+            f"--beam-arg=--environment_config=localhost:{pool}",
+            "--set=ingest.parse_resource_hints={min_ram: 1GB}",
+        ],
+    }
+    try:
+        out = {name: child("step", data, shards, extra) for name, extra in runs.items()}
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+    out["pool_workers_started"] = (logs / "pool.log").read_text().count("Starting worker with command")
+    base = out["fnapi"]["seconds"]
+    for name in ("portable_loopback", "portable_external_pool"):
+        out[name]["ratio_to_fnapi"] = out[name]["seconds"] / base
+        out[name]["labels_agree"] = all(
+            out[name][k] == out["fnapi"][k] for k in ("samples", "clicks", "conversions")
+        )
+    return out
 
 
 def main() -> None:
@@ -181,10 +261,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--corrupt-rate", type=float, default=0.0)
     ap.add_argument("--shards", type=int, default=16)
+    ap.add_argument(
+        "--portable", action="store_true", help="FnApiRunner vs PortableRunner instead of the baseline"
+    )
     ap.add_argument("--child", choices=["step", "baseline"], help=argparse.SUPPRESS)
+    ap.add_argument("--beam-arg", action="append", default=[], help=argparse.SUPPRESS)
+    ap.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child == "step":
-        print(json.dumps(run_step(args.data, args.shards)))
+        print(json.dumps(run_step(args.data, args.shards, args.beam_arg, args.set)))
         return
     if args.child == "baseline":
         print(json.dumps(run_baseline(args.data, str(Path(args.data) / "baseline-out"))))
@@ -196,6 +281,9 @@ def main() -> None:
         t = time.perf_counter()
         simulate(args.data, DAY, 1, args.impressions, seed=args.seed, corrupt_rate=args.corrupt_rate)
         print(f"simulated {args.impressions} impressions in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    if args.portable:
+        print(json.dumps(portable(args.data, args.shards), indent=2))
+        return
     step = child("step", args.data, args.shards)
     n = step["samples"]
     if args.corrupt_rate > 0:

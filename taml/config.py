@@ -228,6 +228,11 @@ class IngestConfig(Section):
     pipeline_options: list[str] = Field(
         default_factory=list, description="Extra Beam pipeline options, e.g. --project=p."
     )
+    parse_resource_hints: dict[str, str] = Field(
+        default_factory=dict,
+        description="Beam resource hints of the parse step, e.g. {min_ram: 4GB}; on a portable runner "
+        "the step then runs in its own SDK environment (its own worker processes).",
+    )
     stats_window_days: int = Field(7, gt=0, description="Trailing window of the user and item stats.")
     stats_prior_impressions: float = Field(
         100.0,

@@ -63,6 +63,7 @@ class Plan:
     attribution_window_us: int
     stats_prior_impressions: float
     stats_prior_clicks: float
+    parse_resource_hints: tuple[tuple[str, str], ...] = ()  # Beam resource hints of ParseFiles
 
     def part_day(self, part: int) -> dt.date:
         return self.day + dt.timedelta(days=part)
@@ -392,7 +393,11 @@ class WriteJson(beam.DoFn):
 def build(p: beam.Pipeline, plan: Plan) -> None:
     """Compose the day's transforms on pipeline ``p``."""
     ranks = p | "Files" >> beam.Create(list(range(len(plan.files)))) | "SpreadFiles" >> beam.Reshuffle()
-    parsed = ranks | "ParseFiles" >> beam.ParDo(ParseFile(plan)).with_outputs("counts", "dead", "profile", "skipped", main="keyed")
+    parse = beam.ParDo(ParseFile(plan))
+    if plan.parse_resource_hints:
+        # Also how a portable runner gives this step its own SDK environment (its own workers).
+        parse = parse.with_resource_hints(**dict(plan.parse_resource_hints))
+    parsed = ranks | "ParseFiles" >> parse.with_outputs("counts", "dead", "profile", "skipped", main="keyed")
     (
         parsed.skipped
         | "CollectSkipped" >> beam.combiners.ToList()

@@ -195,6 +195,7 @@ def make_plan(config: Config, day: dt.date, data_root: str) -> tuple[Plan, dict[
         max_line_bytes=ic.max_line_bytes,
         block_bytes=ic.block_bytes,
         keep_bytes=ic.line_too_long_keep_bytes,
+        parse_resource_hints=tuple(sorted(ic.parse_resource_hints.items())),
         click_window_us=ic.click_window_minutes * 60_000_000,
         attribution_window_us=ic.attribution_window_hours * 3_600_000_000,
         stats_prior_impressions=ic.stats_prior_impressions,
