@@ -352,6 +352,14 @@ def markdown(rows: list[dict], targets: dict) -> str:
     return "\n".join(lines)
 
 
+def _days_axis(ax) -> None:
+    import matplotlib.dates as mdates
+
+    ax.xaxis.set_major_locator(mdates.DayLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+    ax.tick_params(axis="x", labelrotation=45)
+
+
 def plot(rows: list[dict], scenario_day, path: str) -> None:
     import matplotlib
 
@@ -387,7 +395,7 @@ def plot(rows: list[dict], scenario_day, path: str) -> None:
             ax.axvline(scenario_day, color="red", ls="--", lw=1, label="scenario day")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.tick_params(axis="x", labelrotation=45)
+        _days_axis(ax)
     axes[0].legend(fontsize=7, loc="lower right")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90, bbox_inches="tight")

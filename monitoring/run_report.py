@@ -167,6 +167,14 @@ def table_rows(views: list[DayView]) -> list[dict[str, str]]:
 # The figures
 
 
+def _days_axis(ax) -> None:
+    import matplotlib.dates as mdates
+
+    ax.xaxis.set_major_locator(mdates.DayLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+    ax.tick_params(axis="x", labelrotation=45)
+
+
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -192,7 +200,7 @@ def figures(views: list[DayView], confidence: float) -> dict[str, str]:
         )
         ax.set_title(f"{task.upper()} AUC ({confidence:.0%} interval)")
         ax.grid(alpha=0.3)
-        ax.tick_params(axis="x", labelrotation=45)
+        _days_axis(ax)
     axes[0].legend(loc="lower left", fontsize=8)
     out["auc"] = _png(fig)
     plt.close(fig)
@@ -203,7 +211,7 @@ def figures(views: list[DayView], confidence: float) -> dict[str, str]:
         _errorbars(ax, dates, [v.calibration.get(task) for v in views], "served model", "C2")
         ax.set_title(f"{task.upper()} calibration: mean p / rate")
         ax.grid(alpha=0.3)
-        ax.tick_params(axis="x", labelrotation=45)
+        _days_axis(ax)
     axes[0].legend(loc="upper left", fontsize=8)
     out["calibration"] = _png(fig)
     plt.close(fig)
