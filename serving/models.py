@@ -10,6 +10,7 @@ keeps serving.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -31,6 +32,36 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WARM_ROWS = 8
+# DESIGN's registry names. A version name becomes a folder of the cache (and a registry path), so
+# nothing else, and no "..", is ever used as one.
+VERSION_NAME = re.compile(r"[A-Za-z0-9._-]+")
+VERSION_MAX_CHARS = 200
+
+
+class AliasError(ValueError):
+    """The production alias document is not one the server can follow (left as it is, reported)."""
+
+
+def check_version_name(version: object) -> str:
+    """``version`` if it is a safe registry version name, else :class:`AliasError`."""
+    if not isinstance(version, str):
+        raise AliasError(f"version must be a string, got {type(version).__name__}")
+    if not version or len(version) > VERSION_MAX_CHARS:
+        raise AliasError(f"version must have 1..{VERSION_MAX_CHARS} characters")
+    if not VERSION_NAME.fullmatch(version) or ".." in version or version == ".":
+        raise AliasError(
+            f"version {version[:VERSION_MAX_CHARS]!r} is not a name matching [A-Za-z0-9._-]+ without '..'"
+        )
+    return version
+
+
+def inside(root: Path, name: str) -> Path:
+    """``root / name``, refused unless it resolves to a path strictly inside ``root``."""
+    base = root.resolve()
+    path = (base / name).resolve()
+    if path == base or not path.is_relative_to(base):
+        raise AliasError(f"{name!r} resolves outside {base}")
+    return path
 
 
 class ModelLoadError(RuntimeError):
@@ -141,9 +172,40 @@ class AliasFollower:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.alias_version: str | None = None
+        self.last_result: str | None = None
+        self.last_check: float | None = None  # time.time() of the last finished round
+        self.rounds = 0
+        self.crashes = 0  # rounds that raised outside the expected failures (logged, survived)
+
+    def status(self) -> dict[str, Any]:
+        """What readiness shows: the alias's version, the served one, the last round and error."""
+        current = self.holder.current
+        return {
+            "alias_version": self.alias_version,
+            "serving_version": current.version if current else None,
+            "last_result": self.last_result,
+            "last_error": self.last_error,
+            "last_check": self.last_check,
+            "rounds": self.rounds,
+            "crashes": self.crashes,
+            "following": self._thread is not None and self._thread.is_alive(),
+        }
 
     def check(self) -> str:
-        """One round: 'no-alias', 'unchanged', 'swapped', 'failed' or 'backoff'."""
+        """One round: 'no-alias', 'unchanged', 'swapped', 'failed', 'invalid' or 'backoff'."""
+        try:
+            result = self._check()
+        except Exception as e:  # whatever broke this round, the next one must still run
+            self.crashes += 1
+            self.last_error = f"alias follower round failed: {type(e).__name__}: {e}"
+            log.exception("alias follower round failed; following goes on")
+            result = "failed"
+        self.rounds += 1
+        self.last_result = result
+        self.last_check = time.time()
+        return result
+
+    def _check(self) -> str:
         from taml import registry
 
         try:
@@ -154,20 +216,30 @@ class AliasFollower:
             return "failed"
         if alias is None:
             return "no-alias"
-        self.alias_version = alias.version
+        try:
+            version = check_version_name(alias.version)
+        except AliasError as e:
+            self.alias_version = None
+            message = f"production alias of {self.model_name} refused: {e}"
+            if message != self.last_error:
+                log.error("%s; still serving what was served", message)
+            self.last_error = message
+            return "invalid"
+        self.alias_version = version
         current = self.holder.current
-        if current is not None and current.version == alias.version:
+        if current is not None and current.version == version:
+            self.last_error = None
             return "unchanged"
-        failures, next_try = self._failed.get(alias.version, (0, 0.0))
+        failures, next_try = self._failed.get(version, (0, 0.0))
         if time.monotonic() < next_try:
             return "backoff"
         try:
-            served = self._load(alias.version)
+            served = self._load(version)
         except Exception as e:
             failures += 1
             delay = self.poll_interval_s * min(2 ** (failures - 1), 10)
-            self._failed[alias.version] = (failures, time.monotonic() + delay)
-            self.last_error = f"production version {alias.version} failed to load: {e}"
+            self._failed[version] = (failures, time.monotonic() + delay)
+            self.last_error = f"production version {version} failed to load: {e}"
             log.error(
                 "%s; still serving %s (retry in %.0f s)",
                 self.last_error,
@@ -175,7 +247,7 @@ class AliasFollower:
                 delay,
             )
             return "failed"
-        self._failed.pop(alias.version, None)
+        self._failed.pop(version, None)
         old = self.holder.swap(served)
         self.last_error = None
         log.info("now serving %s %s (was %s)", self.model_name, served.version, old.version if old else None)
@@ -185,7 +257,7 @@ class AliasFollower:
     def _load(self, version: str) -> ServingModel:
         from taml import registry
 
-        dest = self.cache_dir / f"{version}-{uuid.uuid4().hex[:8]}"
+        dest = inside(self.cache_dir, f"{check_version_name(version)}-{uuid.uuid4().hex[:8]}")
         try:
             registry.download_version(self.artifact_root, self.model_name, version, dest)
             served = load_serving_model(dest)
@@ -202,7 +274,7 @@ class AliasFollower:
     def _prune(self, keep: set[Path | None]) -> None:
         # Weights are in memory once loaded; older downloads are only disk.
         for d in self.cache_dir.iterdir():
-            if d.is_dir() and d not in keep:
+            if d.is_dir() and d.resolve() not in keep:
                 shutil.rmtree(d, ignore_errors=True)
 
     def start(self) -> None:
@@ -213,7 +285,7 @@ class AliasFollower:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.check()
+            self.check()  # never raises: a round's failure is recorded, the loop goes on
             self._stop.wait(self.poll_interval_s)
 
     def stop(self, timeout: float = 10.0) -> None:

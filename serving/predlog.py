@@ -9,6 +9,11 @@ prediction was served, which is the folder the monitor reads for day D
 them in batches, flushes at least every ``flush_interval_s`` (so a reader sees whole lines), starts
 a new file past ``max_file_bytes`` or at midnight, and deletes the oldest files beyond
 ``max_files``. With a ``gs://`` root, files are written to a local spool and uploaded when closed.
+
+A failing disk (``ENOSPC``, ``EIO``) costs the lines of that batch, never the writer: the file is
+cut back to its last whole line and let go, the lines are counted as dropped, and the next batch
+opens a new file. Every submitted line ends up written, dropped or still queued
+(:meth:`PredictionLog.stats`, shown by ``/readyz``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import queue
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,6 +35,11 @@ from taml import storage
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+def _open_append(path: Path) -> IO[bytes]:
+    # Unbuffered: a failed write leaves no buffered bytes behind to fail again at close().
+    return open(path, "ab", buffering=0)  # noqa: SIM115 - kept open across batches
 
 
 class PredictionLog:
@@ -40,6 +51,7 @@ class PredictionLog:
         max_files: int,
         queue_size: int,
         flush_interval_s: float,
+        open_file: Callable[[Path], IO[bytes]] = _open_append,
     ):
         self.root = root
         self.remote = storage.is_gcs(root)
@@ -48,27 +60,56 @@ class PredictionLog:
         self.max_files = max_files
         self.flush_interval_s = flush_interval_s
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._open_file = open_file
         self._thread: threading.Thread | None = None
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
         self._path: Path | None = None
         self._day: str | None = None
         self._size = 0
+        self._good = 0  # bytes of whole lines in the current file
         self._seq = 0
         self._tag = f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
-        self.dropped = 0
+        self._count_lock = threading.Lock()
+        self.submitted = 0
+        self.dropped_queue_full = 0  # the writer was behind
+        self.dropped_write_failed = 0  # the disk refused them
         self.written = 0
         self.errors = 0
+        self.last_error: str | None = None
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_queue_full + self.dropped_write_failed
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for readiness: submitted = written + dropped + queued (lines)."""
+        with self._count_lock:
+            submitted, full, failed = self.submitted, self.dropped_queue_full, self.dropped_write_failed
+        written = self.written
+        return {
+            "writer_alive": self._thread is not None and self._thread.is_alive(),
+            "submitted": submitted,
+            "written": written,
+            "dropped": full + failed,
+            "dropped_queue_full": full,
+            "dropped_write_failed": failed,
+            "queued": max(0, submitted - written - full - failed),
+            "errors": self.errors,
+            "last_error": self.last_error,
+        }
 
     # --- request side ---------------------------------------------------------------------
 
     def submit(self, records: list[dict[str, Any]]) -> bool:
         """Queue one response's records; False (and counted) when the writer is behind."""
-        try:
-            self._queue.put_nowait(records)
-            return True
-        except queue.Full:
-            self.dropped += len(records)
-            return False
+        with self._count_lock:
+            self.submitted += len(records)
+            try:
+                self._queue.put_nowait(records)
+                return True
+            except queue.Full:
+                self.dropped_queue_full += len(records)
+                return False
 
     # --- writer thread ----------------------------------------------------------------------
 
@@ -100,7 +141,7 @@ class PredictionLog:
             try:
                 first = self._queue.get(timeout=self.flush_interval_s)
             except queue.Empty:
-                self._maybe_roll_day()
+                self._maybe_roll_day()  # never raises: _close_file counts its own failures
                 continue
             batch = [first]
             while len(batch) < 1000:
@@ -122,7 +163,7 @@ class PredictionLog:
 
     def _handle(self, batch: list[Any]) -> bool:
         stop = False
-        lines: list[str] = []
+        records: list[dict[str, Any]] = []
         events: list[threading.Event] = []
         for item in batch:
             if item is _STOP:
@@ -130,30 +171,56 @@ class PredictionLog:
             elif isinstance(item, threading.Event):
                 events.append(item)
             else:
-                lines.extend(json.dumps(r, separators=(",", ":")) for r in item)
-        if lines:
+                records.extend(item)
+        if records:
             try:
-                self._write(lines)
-            except OSError as e:  # a full disk must not take the server down: count and go on
-                self.errors += 1
-                self.dropped += len(lines)
-                log.error("prediction log write failed (%d lines dropped): %s", len(lines), e)
+                self._write([json.dumps(r, separators=(",", ":")) for r in records])
+            except Exception as e:  # a full disk must not take the writer down: count and go on
+                self._failed(len(records), e)
         for ev in events:
             ev.set()
         return stop
+
+    def _failed(self, n_lines: int, e: Exception) -> None:
+        with self._count_lock:
+            self.dropped_write_failed += n_lines
+        self.errors += 1
+        self.last_error = f"{type(e).__name__}: {e}"
+        log.error("prediction log write failed (%d lines dropped, writer goes on): %s", n_lines, e)
+        self._abandon_file()
 
     def _write(self, lines: list[str]) -> None:
         day = dt.datetime.now(dt.UTC).date().isoformat()
         if self._file is None or day != self._day or self._size >= self.max_file_bytes:
             self._open(day)
         assert self._file is not None
-        text = "\n".join(lines) + "\n"
-        self._file.write(text)
-        self._file.flush()
-        self._size += len(text.encode())
+        data = memoryview(("\n".join(lines) + "\n").encode())
+        while data:  # a raw write may take only part of the bytes
+            n = self._file.write(data)
+            if not n:
+                raise OSError("write accepted no bytes")
+            data = data[n:]
+            self._size += n
+        self._good = self._size
         self.written += len(lines)
         if self._size >= self.max_file_bytes:
             self._close_file()
+
+    def _abandon_file(self) -> None:
+        """After a failed write: cut the file back to its last whole line and let it go."""
+        f, path, self._file = self._file, self._path, None
+        if f is None:
+            return
+        try:
+            if path is not None:
+                os.truncate(path, self._good)
+        except OSError:
+            pass  # the reader skips a torn last line; the counters already tell
+        try:
+            f.close()
+        except OSError:
+            pass
+        self._finish(path)
 
     def _maybe_roll_day(self) -> None:
         if self._file is not None and dt.datetime.now(dt.UTC).date().isoformat() != self._day:
@@ -166,15 +233,24 @@ class PredictionLog:
         self._seq += 1
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         self._path = folder / f"part-{stamp}-{self._tag}-{self._seq:04d}.jsonl"
-        self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across batches
-        self._day, self._size = day, 0
+        self._file = self._open_file(self._path)
+        self._day, self._size, self._good = day, 0, 0
         self._enforce_bound()
 
     def _close_file(self) -> None:
-        if self._file is None:
+        """Close the current file; never raises (a failure is counted), always lets the file go."""
+        f, path, self._file = self._file, self._path, None
+        if f is None:
             return
-        self._file.close()
-        path, self._file = self._path, None
+        try:
+            f.close()
+        except OSError as e:
+            self.errors += 1
+            self.last_error = f"{type(e).__name__}: {e}"
+            log.error("prediction log close of %s failed: %s", path, e)
+        self._finish(path)
+
+    def _finish(self, path: Path | None) -> None:
         if self.remote and path is not None:
             rel = path.relative_to(self._local_root).as_posix()
             try:
@@ -182,6 +258,7 @@ class PredictionLog:
                 path.unlink()
             except Exception as e:  # keep the spool file; the next close retries nothing, but logs
                 self.errors += 1
+                self.last_error = f"upload of {rel} failed: {e}"
                 log.error("prediction log upload of %s failed: %s", rel, e)
 
     def _enforce_bound(self) -> None:

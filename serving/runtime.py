@@ -11,7 +11,9 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
+from typing import Any
 
+from serving.auth import bearer_token
 from serving.features import OnlineFeatures, feast_features
 from serving.models import AliasFollower, ModelHolder
 from serving.predlog import PredictionLog, prediction_log
@@ -29,8 +31,10 @@ class Runtime:
         *,
         features: OnlineFeatures | None = None,
         model_name: str | None = None,
+        env: Mapping[str, str] | None = None,
     ):
         s = config.serving
+        self.token = bearer_token(config, env)  # before anything starts: a missing token stops here
         self.config = config
         self.data_root = data_root
         self.artifact_root = artifact_root
@@ -44,6 +48,14 @@ class Runtime:
         self.service = PredictionService(self.holder, self.features, self.log)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+
+    def status(self) -> dict[str, Any]:
+        """Readiness: the service's state, the alias follower's and the prediction log's counters."""
+        return {
+            **self.service.status(),
+            "alias": self.follower.status(),
+            "prediction_log": self.log.stats() if self.log is not None else None,
+        }
 
     def start(self) -> None:
         if self.config.serving.torch_threads:
@@ -91,4 +103,20 @@ def serve(config, data_root: str, artifact_root: str, port: int, host: str | Non
 
     runtime = Runtime(config, data_root, artifact_root)
     app = create_app(runtime)
-    uvicorn.run(app, host=host or config.serving.host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, **uvicorn_options(config, host, port))
+
+
+def uvicorn_options(config, host: str | None, port: int) -> dict[str, Any]:
+    """uvicorn's limits from ``serving.*`` (connections, idle keep-alive, shutdown drain)."""
+    s = config.serving
+    return {
+        "host": host or s.host,
+        "port": port,
+        "limit_concurrency": s.limit_concurrency,
+        "backlog": s.backlog,
+        "timeout_keep_alive": s.timeout_keep_alive_s,
+        "timeout_graceful_shutdown": s.timeout_graceful_shutdown_s,
+        "h11_max_incomplete_event_size": s.max_header_bytes,
+        "log_level": "warning",
+        "access_log": False,
+    }

@@ -1,19 +1,51 @@
 """Request shapes and their validation: every client mistake becomes a :class:`RequestError`.
 
-Ids are strict integers (``"7"``, ``7.5`` and ``true`` are refused rather than guessed at), timestamps
-are RFC 3339 with an offset, and the list limits come from ``serving.*`` so the app never sees a
-request it cannot answer cheaply. Unknown keys are ignored, like unknown keys of the raw events.
+Ids are strict integers in 0..2^63-1 (the online store keys them as int64; ``"7"``, ``7.5`` and
+``true`` are refused rather than guessed at), timestamps are RFC 3339 strings with an offset whose
+UTC time is a real date (years 1..9999), and the list limits come from ``serving.*`` so the app
+never sees a request it cannot answer cheaply. Unknown keys are ignored, like unknown keys of the
+raw events.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+)
 
+from serving.body import OversizedInt, parse_json
+from serving.errors import RequestError
+
+INT64_MAX = 2**63 - 1
+
+
+def _rfc3339_text(v: Any) -> Any:
+    # pydantic would also read numbers as Unix times: the contract says RFC 3339 text.
+    if not isinstance(v, str):
+        raise ValueError("expected an RFC 3339 timestamp string")
+    return v
+
+
+def _utc(v: dt.datetime) -> dt.datetime:
+    try:
+        return v.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("timestamp is outside years 1..9999 once converted to UTC") from None
+
+
+Id = Annotated[StrictInt, Field(ge=0, le=INT64_MAX)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_utc)]
+Position = Annotated[StrictInt, Field(ge=1, le=100)]
 Device = Literal["ios", "android", "web"]
 
 
@@ -24,37 +56,21 @@ class _Request(BaseModel):
 class Instance(_Request):
     """One (user, item) pair to score."""
 
-    user_id: StrictInt = Field(ge=0)
-    item_id: StrictInt = Field(ge=0)
-    position: StrictInt | None = Field(None, ge=1, le=100)
+    user_id: Id
+    item_id: Id
+    position: Position | None = None
     device: Device | None = None
-    ts: AwareDatetime | None = None
+    ts: Timestamp | None = None
 
 
 class RankRequest(_Request):
     """One user and its candidate items, scored in one forward pass."""
 
-    user_id: StrictInt = Field(ge=0)
-    items: list[StrictInt] = Field(min_length=1)
-    position: StrictInt | None = Field(None, ge=1, le=100)
+    user_id: Id
+    items: list[Id] = Field(min_length=1)
+    position: Position | None = None
     device: Device | None = None
-    ts: AwareDatetime | None = None
-
-
-@dataclass
-class RequestError(Exception):
-    """A client's mistake: HTTP ``status`` with a message naming the ``field``."""
-
-    status: int
-    message: str
-    field: str | None = None
-    errors: list[dict[str, Any]] | None = None
-
-    def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": self.message, "field": self.field}
-        if self.errors:
-            out["errors"] = self.errors
-        return out
+    ts: Timestamp | None = None
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -64,25 +80,20 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def error_message(err: dict[str, Any]) -> str:
+    if isinstance(err.get("input"), OversizedInt):
+        return f"integer of {err['input'].digits} digits is out of range (at most 2^63-1)"
+    return err["msg"]
+
+
 def _from_validation(e: ValidationError, prefix: tuple[Any, ...] = ()) -> RequestError:
+    # The input is read to explain oversized integers only; it is never echoed to the client.
     errors = [
-        {"field": _loc(prefix + tuple(err["loc"])), "message": err["msg"]}
-        for err in e.errors(include_url=False, include_input=False)
+        {"field": _loc(prefix + tuple(err["loc"])), "message": error_message(err)}
+        for err in e.errors(include_url=False, include_input=True, include_context=False)
     ]
     first = errors[0]
     return RequestError(400, f"{first['field']}: {first['message']}", first["field"], errors[:20])
-
-
-def parse_json(body: bytes) -> dict[str, Any]:
-    if not body:
-        raise RequestError(400, "empty body: expected a JSON object", None)
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RequestError(400, f"body is not valid JSON ({e})", None) from None
-    if not isinstance(data, dict):
-        raise RequestError(400, f"body must be a JSON object, got {type(data).__name__}", None)
-    return data
 
 
 def parse_predict(data: dict[str, Any], max_instances: int) -> list[Instance]:
@@ -123,5 +134,16 @@ def parse_rank(data: dict[str, Any], max_items: int) -> RankRequest:
 
 
 def event_time(ts: dt.datetime | None, now: dt.datetime) -> dt.datetime:
-    """The instance's time in UTC (its ``ts``, else the time of the request)."""
-    return now if ts is None else ts.astimezone(dt.UTC)
+    """The instance's time in UTC (its ``ts``, already UTC once validated, else the request's)."""
+    return now if ts is None else ts
+
+
+__all__ = [
+    "INT64_MAX",
+    "Instance",
+    "RankRequest",
+    "RequestError",
+    "parse_json",
+    "parse_predict",
+    "parse_rank",
+]

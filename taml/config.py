@@ -723,7 +723,30 @@ class ServingConfig(Section):
     port: int = Field(
         8080, ge=1, le=65535, description="HTTP port (--port, then AIP_HTTP_PORT, win when set)."
     )
-    host: str = Field("0.0.0.0", description="Interface to listen on.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Interface to listen on (loopback; a container behind a gateway sets 0.0.0.0).",
+    )
+    auth_token_env: str = Field(
+        "",
+        description="Environment variable holding the bearer token clients must send (empty: none).",
+    )
+    limit_concurrency: int = Field(
+        64, ge=1, description="Most open connections and requests at once; beyond it uvicorn answers 503."
+    )
+    backlog: int = Field(128, ge=1, description="Connections waiting to be accepted (listen backlog).")
+    timeout_keep_alive_s: int = Field(
+        5, ge=1, description="Seconds an idle keep-alive connection stays open."
+    )
+    body_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a client has to send its whole request body (else 408)."
+    )
+    max_header_bytes: int = Field(
+        16_384, ge=1024, description="Largest request line + headers accepted (bytes)."
+    )
+    timeout_graceful_shutdown_s: int = Field(
+        20, ge=1, description="Seconds requests in flight get to finish after SIGTERM."
+    )
     poll_interval_s: float = Field(
         30.0, gt=0, description="Seconds between reads of the production alias (hot swap)."
     )

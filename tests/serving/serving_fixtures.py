@@ -120,15 +120,23 @@ def wait_until(pred, timeout: float = 20.0, every: float = 0.02) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(app, port: int | None = None) -> Iterator[str]:
-    """A real uvicorn server on 127.0.0.1 in a thread; yields its base URL."""
+def running_server(app, port: int | None = None, config: Config | None = None) -> Iterator[str]:
+    """A real uvicorn server on 127.0.0.1 in a thread; yields its base URL.
+
+    With ``config``, uvicorn gets the limits ``taml serve`` gives it (``serving.*``).
+    """
     import httpx
     import uvicorn
 
+    from serving.runtime import uvicorn_options
+
     port = port or free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    options = (
+        uvicorn_options(config, "127.0.0.1", port)
+        if config is not None
+        else {"host": "127.0.0.1", "port": port, "log_level": "warning", "access_log": False}
     )
+    server = uvicorn.Server(uvicorn.Config(app, **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

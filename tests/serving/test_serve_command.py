@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import psutil
 import serving_fixtures as F
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "serve-token-" + "k" * 20
+AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
 def test_taml_serve_process_follows_vertex_contract_and_shuts_down_cleanly(tmp_path):
@@ -27,6 +30,7 @@ def test_taml_serve_process_follows_vertex_contract_and_shuts_down_cleanly(tmp_p
         "AIP_PREDICT_ROUTE": "/vertex/predict",
         "AIP_HEALTH_ROUTE": "/vertex/health",
         "OMP_NUM_THREADS": "1",
+        "TAML_TEST_SERVE_TOKEN": TOKEN,
     }
     proc = subprocess.Popen(
         [
@@ -39,7 +43,7 @@ def test_taml_serve_process_follows_vertex_contract_and_shuts_down_cleanly(tmp_p
             "--artifact-root",
             art,
             "--set",
-            "serving.host=127.0.0.1",
+            "serving.auth_token_env=TAML_TEST_SERVE_TOKEN",
             "--set",
             "serving.log_flush_interval_s=0.1",
         ],
@@ -61,11 +65,14 @@ def test_taml_serve_process_follows_vertex_contract_and_shuts_down_cleanly(tmp_p
         assert F.wait_until(healthy, 60) and proc.poll() is None, (
             proc.stdout.read() if proc.poll() is not None else ""
         )
-        r = httpx.post(
-            url + "/vertex/predict", json={"instances": [{"user_id": 2, "item_id": 3}]}, timeout=10
-        )
+        body = {"instances": [{"user_id": 2, "item_id": 3}]}
+        assert httpx.post(url + "/vertex/predict", json=body, timeout=10).status_code == 401
+        r = httpx.post(url + "/vertex/predict", json=body, headers=AUTH, timeout=10)
         assert r.status_code == 200 and r.json()["predictions"][0]["model_version"] == "c1"
         assert httpx.get(url + "/v1/models/taml", timeout=5).json()["ready"] is True
+        # Loopback by default: the only listening socket of the process is on 127.0.0.1.
+        listening = [c.laddr for c in psutil.Process(proc.pid).connections() if c.status == "LISTEN"]
+        assert listening and {a.ip for a in listening} == {"127.0.0.1"}, listening
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -75,7 +82,7 @@ def test_taml_serve_process_follows_vertex_contract_and_shuts_down_cleanly(tmp_p
             out, _ = proc.communicate()
     # uvicorn drains, runs the lifespan shutdown (log flushed), then re-raises the signal it caught.
     assert proc.returncode in (0, -signal.SIGTERM), out
-    assert f":{port}" in out
+    assert f"127.0.0.1:{port}" in out and "bearer token required" in out and TOKEN not in out
     logged = [
         json.loads(x)
         for f in Path(art, "serving_log").glob("dt=*/*.jsonl")
