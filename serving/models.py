@@ -210,21 +210,20 @@ class AliasFollower:
 
         try:
             alias = registry.read_alias(self.artifact_root, self.model_name)
-        except Exception as e:  # storage hiccups must not stop following
-            self.last_error = f"cannot read the production alias: {e}"
-            log.warning("%s", self.last_error)
-            return "failed"
-        if alias is None:
-            return "no-alias"
-        try:
-            version = check_version_name(alias.version)
-        except AliasError as e:
+            version = None if alias is None else check_version_name(alias.version)
+        except (registry.RegistryError, AliasError) as e:  # the document itself is refused
             self.alias_version = None
             message = f"production alias of {self.model_name} refused: {e}"
             if message != self.last_error:
                 log.error("%s; still serving what was served", message)
             self.last_error = message
             return "invalid"
+        except Exception as e:  # storage hiccups must not stop following
+            self.last_error = f"cannot read the production alias: {e}"
+            log.warning("%s", self.last_error)
+            return "failed"
+        if version is None:
+            return "no-alias"
         self.alias_version = version
         current = self.holder.current
         if current is not None and current.version == version:
