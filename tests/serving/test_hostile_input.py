@@ -4,19 +4,15 @@ covered by property-based bodies (hypothesis) and by fuzzing from the OpenAPI do
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import re
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
+from hostile_bodies import HUGE, INFER, NEST, PREDICT, RANK, v1_bodies, v2_bodies
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-PREDICT = "/v1/models/taml:predict"
-RANK = "/v1/models/taml:rank"
-INFER = "/v2/models/taml/infer"
-DEEP = 100_000  # far past the interpreter's recursion limit
 
 
 def _v1(**fields) -> bytes:
@@ -32,8 +28,6 @@ def _v2(name: str, datatype: str, value_json: str) -> bytes:
     return f'{{"inputs":[{inputs}]}}'.encode()
 
 
-HUGE = "1" * 4301  # more digits than int() converts by default
-NEST = "[" * DEEP + "]" * DEEP
 CASES = [
     # (route, body, field)  -- each answered 500 before the fix
     (PREDICT, _v1(user_id=2**63), "instances[1].user_id"),
@@ -68,88 +62,7 @@ def test_inputs_that_crashed_the_server_are_400s_naming_the_field(ready_world, r
     assert len(r.content) < 4000  # the answer never echoes the client's megabytes
 
 
-# --- the class: property-based bodies ----------------------------------------------------------
-
-_offsets = st.sampled_from(["Z", "+00:00", "+23:59", "-23:59", "+01:00", "-01:00", "+14:00", "-12:00"])
-_timestamps = st.builds(
-    lambda d, off: d.isoformat(timespec="seconds") + off,
-    st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31, 23, 59, 59)),
-    _offsets,
-)
-_ints = st.one_of(
-    st.integers(-5, 300),
-    st.integers(2**63 - 3, 2**63 + 3),
-    st.integers(-(2**80), 2**80),
-    st.sampled_from([2**31, -(2**31) - 1, 0, 1, 100, 101]),
-)
-_leaf = st.one_of(
-    _ints,
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.booleans(),
-    st.none(),
-    st.text(max_size=12),
-    _timestamps,
-    st.sampled_from(["ios", "android", "web", "", "IOS"]),
-)
-_json = st.recursive(
-    _leaf,
-    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
-    max_leaves=12,
-)
-_value = st.one_of(_leaf, _json)
-_instance = st.fixed_dictionaries(
-    {},
-    optional={k: _value for k in ("user_id", "item_id", "position", "device", "ts")} | {"extra": _json},
-)
-
-
-_INT_TOKEN = re.compile(r"(?<=[\[:,])-?\d+(?=[,\]}])")
-_text_hazards = st.sampled_from([HUGE, "-" + HUGE, "[" * 5000 + "]" * 5000, NEST])
-
-
-@st.composite
-def _v1_bodies(draw) -> bytes:
-    route = draw(st.sampled_from([PREDICT, RANK]))
-    if route == PREDICT:
-        body: object = {"instances": draw(st.lists(_instance, min_size=0, max_size=4) | _json)}
-    else:
-        body = draw(
-            st.fixed_dictionaries(
-                {},
-                optional={
-                    "user_id": _value,
-                    "items": st.lists(_value, max_size=4) | _value,
-                    "device": _value,
-                    "ts": _value,
-                },
-            )
-        )
-    text = json.dumps(body, allow_nan=True, separators=(",", ":"))
-    if draw(st.booleans()):  # some values exist only as text: put one where a JSON integer stood
-        text = _INT_TOKEN.sub(draw(_text_hazards), text, count=1)
-    return route.encode() + b"\n" + text.encode()
-
-
-@st.composite
-def _v2_bodies(draw) -> bytes:
-    names = ["user_id", "item_id", "position", "device", "ts", "other"]
-    n = draw(st.integers(0, 3))
-    inputs = []
-    for name in draw(st.lists(st.sampled_from(names), min_size=0, max_size=5)):
-        t = {
-            "name": name,
-            "datatype": draw(st.sampled_from(["INT64", "INT32", "BYTES", "FP32", 5])),
-            "shape": draw(st.sampled_from([[n], [n, 1], [n, 2], [], [-1], "x", [2**63]])),
-        }
-        if draw(st.booleans()):
-            t["data"] = draw(st.lists(_value, min_size=n, max_size=n) | _value)
-        inputs.append(t)
-    body = {"inputs": inputs}
-    if draw(st.booleans()):
-        body["outputs"] = draw(st.lists(st.fixed_dictionaries({"name": _value}), max_size=2) | _value)
-    if draw(st.booleans()):
-        body["id"] = draw(_value)
-    return INFER.encode() + b"\n" + json.dumps(body, allow_nan=True).encode()
+# --- the class: property-based bodies (tests/serving/hostile_bodies.py) -------------------------
 
 
 def _check(url: str, client: httpx.Client, payload: bytes) -> None:
@@ -164,14 +77,14 @@ def _check(url: str, client: httpx.Client, payload: bytes) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
-@given(payload=_v1_bodies())
+@given(payload=v1_bodies())
 def test_no_v1_body_gets_a_5xx(ready_world, payload):
     with httpx.Client(timeout=10) as c:
         _check(ready_world["url"], c, payload)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
-@given(payload=_v2_bodies())
+@given(payload=v2_bodies())
 def test_no_v2_body_gets_a_5xx(ready_world, payload):
     with httpx.Client(timeout=10) as c:
         _check(ready_world["url"], c, payload)
@@ -198,3 +111,19 @@ def test_the_openapi_document_describes_bodies_answers_and_limits(ready_world):
     inst = schemas["Instance"]["properties"]
     assert inst["user_id"]["maximum"] == 2**63 - 1 and inst["user_id"]["minimum"] == 0
     assert "get" in spec["paths"]["/v2/health/ready"] and "get" in spec["paths"]["/v2/models/taml"]
+
+
+def test_schemathesis_fuzzing_from_the_openapi_document_finds_no_5xx(ready_world, tmp_path):
+    """A short, time-bounded campaign (the long one: tests/serving/fuzz_campaign.py, docs/SERVING.md)."""
+    exe = Path(sys.executable).with_name("schemathesis")
+    checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+    run = subprocess.run(
+        [
+            str(exe), "run", ready_world["url"] + "/openapi.json", "--checks", checks, "--mode", "all",
+            "--phases", "coverage,fuzzing", "--max-examples", "8", "--max-time", "60", "--seed", "7",
+            "--workers", "1", "--suppress-health-check", "all", "--no-color",
+        ],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "passed" in run.stdout

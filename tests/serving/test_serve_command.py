@@ -62,7 +62,7 @@ def test_taml_serve_process_follows_vertex_contract_and_shuts_down_cleanly(tmp_p
             return proc.poll() is not None
 
     try:
-        assert F.wait_until(healthy, 60) and proc.poll() is None, (
+        assert F.wait_until(healthy, 180) and proc.poll() is None, (
             proc.stdout.read() if proc.poll() is not None else ""
         )
         body = {"instances": [{"user_id": 2, "item_id": 3}]}
