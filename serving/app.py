@@ -165,11 +165,13 @@ def create_app(runtime: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
 
     def route(path, fn, method, ok, *errors, body_model=None, protected=True):
         extra = {**(doc.request_body(body_model) if body_model else {}), **(security if protected else {})}
+        # A probe's 503 is its own body with ready: false, not an error body.
+        not_ready = ok if not protected else None
         app.add_api_route(
             path,
             fn,
             methods=[method],
-            responses=doc.responses(ok, *errors, auth=auth and protected),
+            responses=doc.responses(ok, *errors, auth=auth and protected, not_ready=not_ready),
             openapi_extra=extra or None,
             response_class=Response,
         )

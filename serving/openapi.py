@@ -182,8 +182,11 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
-def responses(ok: type[BaseModel], *errors: int, auth: bool = False) -> dict[int | str, dict[str, Any]]:
-    """``responses`` of a route: ``ok`` on 200 and :class:`ErrorBody` on each error status."""
+def responses(
+    ok: type[BaseModel], *errors: int, auth: bool = False, not_ready: type[BaseModel] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """``responses`` of a route: ``ok`` on 200, :class:`ErrorBody` on each error status, except
+    a readiness route's 503, which is its own body saying not ready (``not_ready``)."""
     why = {
         400: "A client mistake; `field` names where.",
         401: "Missing or wrong bearer token.",
@@ -196,7 +199,8 @@ def responses(ok: type[BaseModel], *errors: int, auth: bool = False) -> dict[int
     codes = sorted({*errors, *((401,) if auth else ())})
     out: dict[int | str, dict[str, Any]] = {200: {"model": ok, "description": "OK"}}
     for c in codes:
-        out[c] = {"model": ErrorBody, "description": why[c]}
+        model = not_ready if c == 503 and not_ready is not None else ErrorBody
+        out[c] = {"model": model, "description": why[c]}
     return out
 
 
