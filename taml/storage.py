@@ -1,19 +1,26 @@
-"""Files under local paths and ``gs://`` URIs, with one API for every step.
+"""Files under local paths and ``gs://`` URIs, with one API for every step, on fsspec.
 
-Why one module: every step reads and writes the same layout (DESIGN.md), on a laptop and on a
-cluster. Local paths get POSIX atomicity (write aside, then ``rename``); GCS gets object
-atomicity and generation preconditions. The GCS side talks to the JSON API through
-``google-cloud-storage``, which honours ``STORAGE_EMULATOR_HOST`` (used by the tests).
+Reads, listings, copies and deletes go through an fsspec filesystem: the local one, or one
+process-wide ``gcsfs`` instance for ``gs://`` (anonymous against ``STORAGE_EMULATOR_HOST`` in
+tests, default credentials otherwise); so do GCS writes and GCS parquet datasets. pandas given
+:func:`fsspec_options` and pyarrow given :func:`pyarrow_filesystem` reach that same instance: the
+project holds one GCS client. Local parquet uses pyarrow's own local filesystem (no client).
+
+What fsspec lacks is all this module adds: atomic replacement on local disk (a file or a whole
+folder written aside, then renamed; fsspec's local writes land in place), create-only writes,
+and the generation-checked write of small alias files (a compare-and-swap: a local lock, or
+GCS's ``ifGenerationMatch``, which gcsfs exposes only as "must not exist").
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
+import functools
 import json
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,52 +77,70 @@ def basename(uri: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# GCS client (lazy: importing this module must stay cheap)
-
-_client = None
+# The filesystems (lazy: importing this module must stay cheap)
 
 
-def gcs_client():
-    """A process-wide client; anonymous against the emulator, default credentials otherwise."""
-    global _client
-    if _client is None:
-        from google.cloud import storage
+def emulator_endpoint() -> str | None:
+    return os.environ.get("STORAGE_EMULATOR_HOST") or None
 
-        if os.environ.get("STORAGE_EMULATOR_HOST"):
-            from google.auth.credentials import AnonymousCredentials
 
-            _client = storage.Client(
-                project=os.environ.get("GOOGLE_CLOUD_PROJECT", "taml-local"),
-                credentials=AnonymousCredentials(),
-            )
-        else:
-            _client = storage.Client()
-    return _client
+def _gcs_options() -> dict[str, Any]:
+    # Listings are never cached: other processes (Beam workers, KFP tasks) write the same bucket.
+    options: dict[str, Any] = {"use_listings_cache": False}
+    endpoint = emulator_endpoint()
+    if endpoint:
+        # Read by gcsfs when it is imported: without it gcsfs probes the emulator for
+        # hierarchical namespaces and hangs 60 s per bucket.
+        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+        options.update(token="anon", endpoint_url=endpoint)
+    return options
+
+
+def gcs_filesystem():
+    """The process-wide gcsfs instance (fsspec's instance cache keys it on :func:`fsspec_options`)."""
+    options = _gcs_options()
+    import fsspec
+
+    return fsspec.filesystem("gs", **options)
 
 
 def reset_gcs_client() -> None:
-    """Forget the cached client (tests point STORAGE_EMULATOR_HOST at a new emulator)."""
-    global _client
-    _client = None
+    """Forget cached GCS instances (tests point STORAGE_EMULATOR_HOST at a new emulator)."""
+    gcsfs = sys.modules.get("gcsfs")
+    if gcsfs is not None:
+        gcsfs.GCSFileSystem.clear_instance_cache()
 
 
-def _blob(uri: str):
-    bucket, key = split_gcs(uri)
-    return gcs_client().bucket(bucket).blob(key)
+def _local_fs():
+    import fsspec
+
+    return fsspec.filesystem("file")
+
+
+def filesystem(uri: str):
+    """(fsspec filesystem, the path it names ``uri`` by)."""
+    if is_gcs(uri):
+        split_gcs(uri)
+        return gcs_filesystem(), uri[len(GCS_SCHEME) :]
+    fs = _local_fs()
+    return fs, fs._strip_protocol(str(uri))
 
 
 @contextlib.contextmanager
-def _gcs_errors(uri: str) -> Iterator[None]:
-    from google.api_core import exceptions as gexc
-
+def _errors(uri: str) -> Iterator[None]:
     try:
         yield
-    except gexc.NotFound as e:
+    except FileNotFoundError as e:
         raise FileNotFoundError(f"{uri}: not found") from e
-    except gexc.PreconditionFailed as e:
+    except FileExistsError as e:  # gcsfs: HTTP 412, a generation precondition not met
         raise PreconditionFailed(f"{uri}: changed by someone else (generation precondition)") from e
-    except gexc.GoogleAPICallError as e:
+    except (OSError, ValueError) as e:
         raise StorageError(f"{uri}: {e}") from e
+    except Exception as e:
+        retry = sys.modules.get("gcsfs.retry")  # imported only once GCS was used
+        if retry is not None and isinstance(e, retry.HttpError):
+            raise StorageError(f"{uri}: {e}") from e
+        raise
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,37 +149,48 @@ def _gcs_errors(uri: str) -> Iterator[None]:
 
 def exists(uri: str) -> bool:
     """True for an existing file, or a folder/prefix with at least one file under it."""
-    if is_gcs(uri):
-        if _blob(uri).exists():
-            return True
-        return bool(list_files(uri, limit=1))
-    return Path(uri).exists()
+    fs, path = filesystem(uri)
+    with _errors(uri):
+        return fs.exists(path)
 
 
 def read_bytes(uri: str) -> bytes:
-    if is_gcs(uri):
-        with _gcs_errors(uri):
-            return _blob(uri).download_as_bytes()
-    try:
-        return Path(uri).read_bytes()
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"{uri}: not found") from e
+    fs, path = filesystem(uri)
+    with _errors(uri):
+        return fs.cat_file(path)
 
 
 def write_bytes(uri: str, data: bytes) -> None:
     """Write a whole file atomically: readers see the old content or the new, never a torn file."""
     if is_gcs(uri):
-        with _gcs_errors(uri):
-            _blob(uri).upload_from_string(data)
+        fs, path = filesystem(uri)
+        with _errors(uri):
+            fs.pipe_file(path, data)
         return
+    with _local_aside(uri) as (tmp, path):
+        _write_local_tmp(tmp, data)
+        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _local_aside(uri: str) -> Iterator[tuple[Path, Path]]:
+    """A temporary sibling of ``uri`` (same folder, so a rename is atomic); yields (temporary, final).
+
+    The temporary never stays behind."""
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield tmp, path
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_local_tmp(tmp: Path, data: bytes) -> None:
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_new(uri: str, data: bytes) -> None:
@@ -165,23 +201,16 @@ def write_new(uri: str, data: bytes) -> None:
     (``O_EXCL`` semantics) and, unlike ``open(O_EXCL)``, never shows a reader a half-written file.
     """
     if is_gcs(uri):
-        with _gcs_errors(uri):
-            _blob(uri).upload_from_string(data, if_generation_match=0)
+        fs, path = filesystem(uri)
+        with _errors(uri):
+            fs.pipe_file(path, data, mode="create")
         return
-    path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    with _local_aside(uri) as (tmp, path):
+        _write_local_tmp(tmp, data)
         try:
             os.link(tmp, path)
         except FileExistsError:
             raise PreconditionFailed(f"{uri}: already exists") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_text(uri: str) -> str:
@@ -207,14 +236,11 @@ def write_json(uri: str, obj: Any) -> None:
 @contextlib.contextmanager
 def open_read(uri: str) -> Iterator[IO[bytes]]:
     """A streaming binary reader (no whole-file buffering on either backend)."""
-    if is_gcs(uri):
-        with _gcs_errors(uri), _blob(uri).open("rb") as f:
-            yield f
-        return
-    try:
-        f = open(uri, "rb")
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"{uri}: not found") from e
+    fs, path = filesystem(uri)
+    # gcsfs's default "adaptive" cache starts background prefetch tasks that outlive a short read.
+    options = {"cache_type": "readahead"} if is_gcs(uri) else {}
+    with _errors(uri):
+        f = fs.open(path, "rb", **options)
     with f:
         yield f
 
@@ -223,61 +249,65 @@ def open_read(uri: str) -> Iterator[IO[bytes]]:
 def open_write(uri: str) -> Iterator[IO[bytes]]:
     """A streaming binary writer; the file appears only when the block exits without error."""
     if is_gcs(uri):
-        buf = io.BytesIO()
-        yield buf
-        write_bytes(uri, buf.getvalue())
+        fs, path = filesystem(uri)
+        with _errors(uri):
+            f = fs.open(path, "wb")
+        try:
+            yield f
+        except BaseException:
+            # Cancel the upload: closing would commit what was written so far.
+            with contextlib.suppress(Exception):
+                f.discard()
+            f.closed = True
+            raise
+        with _errors(uri):
+            f.close()
         return
-    path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with _local_aside(uri) as (tmp, path):
         with open(tmp, "wb") as f:
             yield f
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------------------------
 # Listing, copying, deleting
 
 
+def _find(prefix: str) -> list[tuple[str, str]]:
+    """(uri, path relative to ``prefix``) of every object under a folder/prefix, temporary included."""
+    fs, path = filesystem(prefix)
+    base = path.rstrip("/")
+    with _errors(prefix):
+        try:
+            found = fs.find(base, withdirs=False)
+        except FileNotFoundError:
+            return []
+    out = []
+    for f in found:
+        if f.startswith(base + "/"):
+            rel = f[len(base) + 1 :]
+            out.append((join(prefix, rel) if is_gcs(prefix) else str(Path(prefix) / rel), rel))
+    return out
+
+
 def list_files(
     prefix: str, suffix: str | tuple[str, ...] | None = None, limit: int | None = None
 ) -> list[str]:
-    """Every file under a folder/prefix, recursively, sorted; hidden and temporary files skipped."""
+    """Every file under a folder/prefix, recursively, sorted; hidden and temporary files skipped.
+
+    A file given as the prefix lists as itself.
+    """
     suffixes = (suffix,) if isinstance(suffix, str) else suffix
-    out: list[str] = []
-    if is_gcs(prefix):
-        bucket, key = split_gcs(prefix)
-        key = key.rstrip("/") + "/" if key else ""
-        with _gcs_errors(prefix):
-            for blob in gcs_client().list_blobs(bucket, prefix=key):
-                name = blob.name
-                if name.endswith("/") or _hidden(name[len(key) :]):
-                    continue
-                if suffixes and not name.endswith(suffixes):
-                    continue
-                out.append(f"{GCS_SCHEME}{bucket}/{name}")
-                if limit and len(out) >= limit:
-                    break
-        return sorted(out)
-    root = Path(prefix)
-    if root.is_file():
-        return [str(root)]
-    if not root.is_dir():
-        return []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_tmp")))
-        for name in sorted(filenames):
-            rel = os.path.relpath(os.path.join(dirpath, name), root)
-            if _hidden(rel) or (suffixes and not name.endswith(suffixes)):
-                continue
-            out.append(str(Path(dirpath) / name))
-            if limit and len(out) >= limit:
-                return sorted(out)
-    return sorted(out)
+    fs, path = filesystem(prefix)
+    with _errors(prefix):
+        if fs.isfile(path):
+            return [prefix if is_gcs(prefix) else str(Path(prefix))]
+    out = sorted(
+        uri
+        for uri, rel in _find(prefix)
+        if not _hidden(rel) and not (suffixes and not rel.endswith(suffixes))
+    )
+    return out[:limit] if limit else out
 
 
 def _hidden(rel: str) -> bool:
@@ -286,30 +316,21 @@ def _hidden(rel: str) -> bool:
 
 def list_dirs(prefix: str) -> list[str]:
     """Immediate sub-folders of a folder (names only), sorted; temporary folders skipped."""
-    if is_gcs(prefix):
-        bucket, key = split_gcs(prefix)
-        key = key.rstrip("/") + "/" if key else ""
-        with _gcs_errors(prefix):
-            it = gcs_client().list_blobs(bucket, prefix=key, delimiter="/")
-            list(it)  # the prefixes are filled in only once the pages are consumed
-            names = [p[len(key) :].rstrip("/") for p in it.prefixes]
-    else:
-        root = Path(prefix)
-        names = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
-    return sorted(n for n in names if not n.startswith((".", "_tmp")))
+    fs, path = filesystem(prefix)
+    with _errors(prefix):
+        try:
+            entries = fs.ls(path.rstrip("/"), detail=True)
+        except FileNotFoundError:
+            return []
+    names = [basename(e["name"]) for e in entries if e.get("type") == "directory"]
+    return sorted(n for n in names if n and not n.startswith((".", "_tmp")))
 
 
 def copy(src: str, dst: str) -> None:
     if is_gcs(src) and is_gcs(dst):
-        sb, sk = split_gcs(src)
-        db, dk = split_gcs(dst)
-        client = gcs_client()
-        with _gcs_errors(src):
-            client.bucket(sb).copy_blob(client.bucket(sb).blob(sk), client.bucket(db), dk)
-        return
-    if not is_gcs(src) and not is_gcs(dst):
-        Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
+        fs, sp = filesystem(src)
+        with _errors(src):
+            fs.copy(sp, filesystem(dst)[1])
         return
     with open_read(src) as r, open_write(dst) as w:
         shutil.copyfileobj(r, w, 1 << 20)
@@ -317,36 +338,26 @@ def copy(src: str, dst: str) -> None:
 
 def delete(uri: str, recursive: bool = False) -> int:
     """Delete a file, or (recursive) everything under a folder; returns how many files went."""
-    if is_gcs(uri):
-        blob = _blob(uri)
-        n = 0
-        if blob.exists():
-            blob.delete()
-            n += 1
-        if recursive:
-            for f in list_files_raw_gcs(uri):
-                with contextlib.suppress(FileNotFoundError), _gcs_errors(f):
-                    _blob(f).delete()
-                    n += 1
-        return n
-    path = Path(uri)
-    if path.is_dir():
-        if not recursive:
-            raise StorageError(f"{uri}: is a folder (pass recursive=True)")
-        n = sum(len(files) for _, _, files in os.walk(path))
-        shutil.rmtree(path)
-        return n
-    if path.exists():
-        path.unlink()
-        return 1
-    return 0
+    fs, path = filesystem(uri)
+    with _errors(uri):
+        if not is_gcs(uri) and fs.isdir(path):
+            if not recursive:
+                raise StorageError(f"{uri}: is a folder (pass recursive=True)")
+            n = len(_find(uri))
+            fs.rm(path, recursive=True)
+            return n
+        doomed = [path] if fs.isfile(path) else []
+        if recursive and is_gcs(uri):
+            doomed += [filesystem(u)[1] for u, _ in _find(uri)]
+        if doomed:
+            fs.rm(doomed)
+    return len(doomed)
 
 
 def list_files_raw_gcs(prefix: str) -> list[str]:
     """Every object under a prefix, temporary ones included (for deletes and publishes)."""
-    bucket, key = split_gcs(prefix)
-    key = key.rstrip("/") + "/" if key else ""
-    return [f"{GCS_SCHEME}{bucket}/{b.name}" for b in gcs_client().list_blobs(bucket, prefix=key)]
+    split_gcs(prefix)
+    return [uri for uri, _ in _find(prefix)]
 
 
 def makedirs(uri: str) -> None:
@@ -355,7 +366,7 @@ def makedirs(uri: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Publishing a folder whole
+# Publishing a folder whole (fsspec has no atomic folder swap)
 
 
 def staging_dir(final_uri: str) -> str:
@@ -378,12 +389,20 @@ def publish_dir(staging_uri: str, final_uri: str) -> None:
     if is_gcs(staging_uri) != is_gcs(final_uri):
         raise StorageError(f"cannot publish {staging_uri} to {final_uri}: different backends")
     if is_gcs(final_uri):
-        new = {f[len(staging_uri.rstrip("/")) + 1 :] for f in list_files_raw_gcs(staging_uri)}
-        old = {f[len(final_uri.rstrip("/")) + 1 :] for f in list_files_raw_gcs(final_uri)}
-        for rel in sorted(new):
-            copy(join(staging_uri, rel), join(final_uri, rel))
-        for rel in sorted(old - new):
-            delete(join(final_uri, rel))
+        new = {rel for _, rel in _find(staging_uri)}
+        old = {rel for _, rel in _find(final_uri)}
+        fs = gcs_filesystem()
+        if new:
+            rels = sorted(new)
+            with _errors(final_uri):
+                fs.copy(
+                    [filesystem(join(staging_uri, r))[1] for r in rels],
+                    [filesystem(join(final_uri, r))[1] for r in rels],
+                )
+        stale = [filesystem(join(final_uri, r))[1] for r in sorted(old - new)]
+        if stale:
+            with _errors(final_uri):
+                fs.rm(stale)
         delete(staging_uri, recursive=True)
         return
     recover_dir(final_uri)
@@ -430,19 +449,23 @@ class Versioned:
 
 def read_versioned(uri: str) -> Versioned:
     if is_gcs(uri):
-        bucket, key = split_gcs(uri)
-        with _gcs_errors(uri):
-            blob = gcs_client().bucket(bucket).get_blob(key)
-        if blob is None:
-            return Versioned(None, "0")
-        generation = blob.generation
-        try:
-            with _gcs_errors(uri):
-                # Pinned to the generation just read, so data and token always agree.
-                data = blob.download_as_bytes(if_generation_match=generation)
-        except (FileNotFoundError, PreconditionFailed):
-            return read_versioned(uri)
-        return Versioned(data, str(generation))
+        fs, path = filesystem(uri)
+        while True:
+            try:
+                with _errors(uri):
+                    info = fs.info(path)
+            except FileNotFoundError:
+                return Versioned(None, "0")
+            if info.get("type") != "file":
+                return Versioned(None, "0")
+            generation = str(info["generation"])
+            try:
+                with _errors(uri):
+                    # Pinned to the generation just read, so data and token always agree.
+                    data = fs.cat_file(path, generation=generation)
+            except FileNotFoundError:
+                continue  # replaced between the two calls: read the new one
+            return Versioned(data, generation)
     path = Path(uri)
     try:
         st = path.stat()
@@ -456,12 +479,25 @@ def read_versioned(uri: str) -> Versioned:
 def write_if_generation(uri: str, data: bytes, expected_generation: str) -> None:
     """Write only if the file is still at ``expected_generation`` ("0": only if absent).
 
-    GCS: ``if_generation_match`` makes the service decide, so two writers can never both win.
+    GCS: ``ifGenerationMatch`` makes the service decide, so two writers can never both win
+    (gcsfs exposes only "must not exist"; this is the same upload call with a generation).
     Local: a lock file serialises writers on this host; inside it the version is re-checked.
     """
     if is_gcs(uri):
-        with _gcs_errors(uri):
-            _blob(uri).upload_from_string(data, if_generation_match=int(expected_generation))
+        from urllib.parse import quote
+
+        fs, _ = filesystem(uri)
+        bucket, key = split_gcs(uri)
+        with _errors(uri):
+            fs.call(
+                "POST",
+                f"{fs._location}/upload/storage/v1/b/{quote(bucket, safe='')}/o",
+                uploadType="media",
+                name=key,
+                ifGenerationMatch=str(int(expected_generation)),
+                headers={"Content-Type": "application/octet-stream"},
+                data=data,
+            )
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -480,35 +516,41 @@ def write_if_generation(uri: str, data: bytes, expected_generation: str) -> None
 # Handing paths to other libraries
 
 
-def emulator_endpoint() -> str | None:
-    return os.environ.get("STORAGE_EMULATOR_HOST") or None
-
-
 def fsspec_options(uri: str) -> dict[str, Any]:
-    """``storage_options`` for pandas/fsspec on this URI (emulator-aware)."""
-    if not is_gcs(uri):
-        return {}
-    endpoint = emulator_endpoint()
-    if endpoint:
-        # Without this gcsfs probes for hierarchical namespaces and hangs 60 s per bucket.
-        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-        return {"token": "anon", "endpoint_url": endpoint}
-    return {}
+    """``storage_options`` for pandas/fsspec on this URI: they resolve to this module's instance."""
+    return _gcs_options() if is_gcs(uri) else {}
 
 
 def pyarrow_filesystem(uri: str):
-    """(pyarrow FileSystem, path) for reading/writing parquet and datasets at ``uri``."""
+    """(pyarrow FileSystem, path) for reading/writing parquet and datasets at ``uri``.
+
+    GCS: the gcsfs instance behind pyarrow's fsspec handler (no second client); local: pyarrow's
+    own local filesystem (no client at all, and the fastest path for big local datasets).
+    """
     import pyarrow.fs as pafs
 
     if not is_gcs(uri):
         return pafs.LocalFileSystem(), str(Path(uri).absolute())
-    endpoint = emulator_endpoint()
-    if endpoint:
-        scheme, _, host = endpoint.partition("://")
-        fs = pafs.GcsFileSystem(anonymous=True, endpoint_override=host, scheme=scheme or "http")
-    else:
-        fs = pafs.GcsFileSystem()
-    return fs, uri[len(GCS_SCHEME) :]
+    fs, path = filesystem(uri)
+    return pafs.PyFileSystem(_readahead_handler()(fs)), path
+
+
+@functools.cache
+def _readahead_handler() -> type:
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    class ReadaheadHandler(pafs.FSSpecHandler):
+        """pyarrow's fsspec handler, opening files with a plain read-ahead cache (see open_read)."""
+
+        def open_input_stream(self, path):
+            if not self.fs.isfile(path):
+                raise FileNotFoundError(path)
+            return pa.PythonFile(self.fs.open(path, mode="rb", cache_type="readahead"), mode="r")
+
+        open_input_file = open_input_stream
+
+    return ReadaheadHandler
 
 
 def local_path(uri: str) -> Path:

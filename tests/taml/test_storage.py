@@ -1,5 +1,6 @@
 """Storage against the local disk and a real GCS emulator: the same behaviour on both."""
 
+import os
 import threading
 from pathlib import Path
 
@@ -153,3 +154,56 @@ def test_join_and_split():
     assert storage.split_gcs("gs://bucket/a/b") == ("bucket", "a/b")
     with pytest.raises(storage.StorageError):
         storage.split_gcs("gs://")
+
+
+def test_a_failed_streaming_write_leaves_nothing(root):
+    uri = storage.join(root, "w", "half.bin")
+    with pytest.raises(RuntimeError, match="boom"), storage.open_write(uri) as f:
+        f.write(b"x" * 1000)
+        raise RuntimeError("boom")
+    assert not storage.exists(uri)
+    assert (
+        storage.list_files_raw_gcs(root) == [] if storage.is_gcs(root) else not any(Path(root).rglob("*.bin"))
+    )
+
+
+def test_one_gcs_client_serves_storage_pandas_and_pyarrow(gcs_root, gcs_emulator):
+    """Every gs:// access goes through one gcsfs instance: creating a google-cloud-storage client or
+    a pyarrow GcsFileSystem fails in this fresh interpreter, and fsspec holds a single instance."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import fsspec, pandas as pd, pyarrow as pa, pyarrow.fs as pafs, pyarrow.parquet as pq
+        from google.cloud import storage as gcs
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("a second GCS client was created")
+
+        gcs.Client.__init__ = refuse
+        pafs.GcsFileSystem = refuse
+        from taml import storage
+
+        root = {gcs_root!r}
+        storage.write_json(storage.join(root, "a.json"), {{"k": 1}})
+        assert storage.read_json(storage.join(root, "a.json")) == {{"k": 1}}
+        storage.write_if_generation(storage.join(root, "alias"), b"v1", "0")
+        assert storage.read_versioned(storage.join(root, "alias")).data == b"v1"
+        uri = storage.join(root, "t", "part-0.parquet")
+        fs, path = storage.pyarrow_filesystem(uri)
+        pq.write_table(pa.table({{"a": [1, 2]}}), path, filesystem=fs)
+        assert pd.read_parquet(uri, storage_options=storage.fsspec_options(uri))["a"].tolist() == [1, 2]
+        assert storage.list_files(root) == sorted([storage.join(root, "a.json"), storage.join(root, "alias"), uri])
+        instances = {{id(i) for i in type(storage.gcs_filesystem())._cache.values()}}
+        assert len(instances) == 1, instances
+        assert fsspec.filesystem("gs", **storage.fsspec_options(uri)) is storage.filesystem(uri)[0]
+        print("ok")
+        """
+    )
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": gcs_emulator, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
