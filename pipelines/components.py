@@ -1,9 +1,11 @@
 """The KFP v2 components of ``taml-daily``: one thin shell per step.
 
-Each shell loads the configuration, calls the step's plain function and turns its result into
-typed KFP outputs. KFP ships a component's *source* to the task, so every import is inside the
-function; the project is installed in the component image (``Dockerfile``) and, for local
-runs, in this virtualenv.
+Every shell has the same two leading inputs, ``config`` (the resolved configuration, one string
+parameter of the pipeline) and ``date`` (the impression day D), which
+:func:`pipelines.runtime.step_context` turns into a validated :class:`~taml.config.Config` and a
+date; then it calls the step's plain function and turns its result into typed KFP outputs. KFP
+ships a component's *source* to the task, so every import is inside the function; the project is
+installed in the component image (``Dockerfile``) and, for local runs, in this virtualenv.
 """
 
 from typing import NamedTuple
@@ -26,29 +28,25 @@ def resolve_date(date: str, schedule_time: str, lag_days: int) -> str:
 
 
 def ingest(
+    config: str,
     date: str,
-    data_root: str,
-    artifact_root: str,
-    profile: str,
-    overrides: list,
-    beam_options: list,
     manifest: Output[Artifact],
     metrics: Output[Metrics],
 ) -> NamedTuple("IngestOutputs", [("samples", int), ("dead_letters", int)]):
     import json
     from collections import namedtuple
 
-    from components.common.records import write_record
     from pipelines.runtime import step_context
 
-    config, day = step_context(profile, overrides, data_root, artifact_root, date)
+    s = step_context(config, date)
+    from components.common.records import write_record
     from components.ingest import run_ingest
 
-    result = run_ingest(config, day, data_root, list(beam_options))
+    result = run_ingest(s.config, s.day, s.data_root, list(s.config.pipeline.beam_options))
     summary = result.summary()
     with open(manifest.path, "w") as f:
         json.dump(summary, f, indent=2, default=str)
-    write_record(artifact_root, day, "ingest", summary)
+    write_record(s.artifact_root, s.day, "ingest", summary)
     metrics.log_metric("samples", summary["samples"])
     metrics.log_metric("dead_letters", summary["dead_letters"])
     return namedtuple("IngestOutputs", ["samples", "dead_letters"])(
@@ -57,30 +55,27 @@ def ingest(
 
 
 def validate(
+    config: str,
     date: str,
-    data_root: str,
-    artifact_root: str,
-    profile: str,
-    overrides: list,
     report: Output[HTML],
     metrics: Output[Metrics],
 ) -> NamedTuple("ValidateOutputs", [("passed", bool), ("summary", str)]):
     import shutil
     from collections import namedtuple
 
-    from components.common.records import write_record
     from pipelines.runtime import local_copy, step_context
     from taml import storage
 
-    config, day = step_context(profile, overrides, data_root, artifact_root, date)
+    s = step_context(config, date)
+    from components.common.records import write_record
     from components.validate import run_validation
 
-    result = run_validation(config, day, data_root)
+    result = run_validation(s.config, s.day, s.data_root)
     failed = [o.message() for o in result.failed_critical]
     summary = f"{'passed' if result.passed else 'FAILED'}: {len(failed)} critical, {len(result.failed_warnings)} warning(s)"
     write_record(
-        artifact_root,
-        day,
+        s.artifact_root,
+        s.day,
         "validate",
         {
             "passed": bool(result.passed),
@@ -99,24 +94,21 @@ def validate(
 
 
 def features(
+    config: str,
     date: str,
-    data_root: str,
-    artifact_root: str,
-    profile: str,
-    overrides: list,
     table: Output[Dataset],
     metrics: Output[Metrics],
 ) -> int:
     from pipelines.runtime import step_context
 
-    config, day = step_context(profile, overrides, data_root, artifact_root, date)
+    s = step_context(config, date)
     from components.common.records import write_record
     from components.features import build_features
 
-    result = build_features(config, day, data_root)
+    result = build_features(s.config, s.day, s.data_root)
     write_record(
-        artifact_root,
-        day,
+        s.artifact_root,
+        s.day,
         "features",
         {"rows": result.rows, "table": result.table_path, "online_rows": result.online_rows},
     )
@@ -127,11 +119,8 @@ def features(
 
 
 def train(
+    config: str,
     date: str,
-    data_root: str,
-    artifact_root: str,
-    profile: str,
-    overrides: list,
     candidate: Output[Model],
     metrics: Output[Metrics],
 ) -> NamedTuple("TrainOutputs", [("trained", bool), ("version", str), ("mode", str)]):
@@ -139,10 +128,10 @@ def train(
 
     from pipelines.runtime import step_context
 
-    config, day = step_context(profile, overrides, data_root, artifact_root, date)
+    s = step_context(config, date)
     from components.train import run_train
 
-    out = run_train(config, day, data_root, artifact_root, candidate.path)
+    out = run_train(s.config, s.day, s.data_root, s.artifact_root, candidate.path)
     candidate.metadata.update({"version": out.version or "", "mode": out.mode, "days": out.days})
     metrics.log_metric("trained", int(out.trained))
     if out.trained:
@@ -154,11 +143,8 @@ def train(
 
 
 def evaluate(
+    config: str,
     date: str,
-    data_root: str,
-    artifact_root: str,
-    profile: str,
-    overrides: list,
     candidate: Input[Model],
     blessing: Output[Artifact],
     metrics: Output[Metrics],
@@ -168,10 +154,10 @@ def evaluate(
 
     from pipelines.runtime import local_copy, step_context
 
-    config, day = step_context(profile, overrides, data_root, artifact_root, date)
+    s = step_context(config, date)
     from components.evaluate import run_evaluate
 
-    out = run_evaluate(config, day, data_root, artifact_root, candidate.path)
+    out = run_evaluate(s.config, s.day, s.data_root, s.artifact_root, candidate.path)
     with local_copy(out.blessing_uri) as path:
         shutil.copyfile(path, blessing.path)
     blessing.metadata["blessed"] = out.blessed
@@ -186,28 +172,22 @@ def evaluate(
 
 
 def deploy(
+    config: str,
     date: str,
-    data_root: str,
-    artifact_root: str,
-    profile: str,
-    overrides: list,
     candidate: Input[Model],
     blessing: Input[Artifact],
 ) -> str:
     from pipelines.runtime import step_context
 
-    config, day = step_context(profile, overrides, data_root, artifact_root, date)
+    s = step_context(config, date)
     from components.deploy import run_deploy
 
-    return run_deploy(config, day, data_root, artifact_root, candidate.path, blessing.path).version
+    return run_deploy(s.config, s.day, s.data_root, s.artifact_root, candidate.path, blessing.path).version
 
 
 def monitor(
+    config: str,
     date: str,
-    data_root: str,
-    artifact_root: str,
-    profile: str,
-    overrides: list,
     validation_failed: bool,
     report: Output[HTML],
     metrics: Output[Metrics],
@@ -216,13 +196,13 @@ def monitor(
 
     from pipelines.runtime import local_copy, step_context
 
-    config, day = step_context(profile, overrides, data_root, artifact_root, date)
+    s = step_context(config, date)
     from components.monitor import run_monitor_step
 
-    out = run_monitor_step(config, day, data_root, artifact_root, validation_failed=validation_failed)
+    out = run_monitor_step(s.config, s.day, s.data_root, s.artifact_root, validation_failed=validation_failed)
     if out.result is None:
         with open(report.path, "w") as f:
-            f.write(f"<html><body><h1>Monitoring {day}: {out.status}</h1><p>{out.reason}</p></body></html>")
+            f.write(f"<html><body><h1>Monitoring {s.day}: {out.status}</h1><p>{out.reason}</p></body></html>")
         return out.status
     with local_copy(out.result.html_uri) as path:
         shutil.copyfile(path, report.path)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.common.records import clear_records, read_records
+from pipelines.runtime import config_parameter, read_config_parameter
 from taml import layout, storage
 from taml.config import Config
 
@@ -38,26 +39,24 @@ def pipeline_root(artifact_root: str) -> str:
     return str(Path(artifact_root, "kfp-local").absolute())
 
 
-def run_day(config: Config, date: dt.date, overrides: list[str]) -> DayRun:
-    """Run the whole pipeline for ``date`` in a child process; never raises for a failed run."""
+def run_day(config: Config, date: dt.date) -> DayRun:
+    """Run the whole pipeline for ``date`` with ``config`` in a child process; never raises for a failed run.
+
+    ``config`` is the configuration the caller resolved (profile, files, environment, ``--set``):
+    the child passes it to every task as the ``config`` parameter, unchanged.
+    """
     import time
 
-    data_root, artifact_root = config.paths.data_root, config.paths.artifact_root
+    artifact_root = config.paths.artifact_root
     clear_records(artifact_root, date)
     log_dir = Path(tempfile.mkdtemp(prefix="taml-run-"))
     log_path = log_dir / "kfp-local.log"
-    args = {
-        "date": date.isoformat(),
-        "data_root": data_root,
-        "artifact_root": artifact_root,
-        "profile": config.profile,
-        "overrides": overrides,
-        "pipeline_root": pipeline_root(artifact_root),
-    }
+    args_path = log_dir / "run.json"
+    args_path.write_text(json.dumps(child_arguments(config, date)))
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
         code = subprocess.call(
-            [sys.executable, "-m", "pipelines.local", json.dumps(args)],
+            [sys.executable, "-m", "pipelines.local", str(args_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -67,6 +66,14 @@ def run_day(config: Config, date: dt.date, overrides: list[str]) -> DayRun:
     storage.write_bytes(final_log, log_path.read_bytes())
     error = "" if code == 0 else _error_lines(log_path.read_text(errors="replace"))
     return DayRun(date, code == 0, seconds, final_log, read_records(artifact_root, date), error)
+
+
+def child_arguments(config: Config, date: dt.date) -> dict:
+    """What the child process needs: the pipeline's arguments and where kfp.local keeps its files."""
+    return {
+        "arguments": {"date": date.isoformat(), "config": config_parameter(config)},
+        "pipeline_root": pipeline_root(config.paths.artifact_root),
+    }
 
 
 def _error_lines(text: str, limit: int = 12) -> str:
@@ -79,28 +86,13 @@ def _child(args: dict) -> int:
     from kfp import local
 
     from pipelines.taml_daily import build_pipeline
-    from taml.config import load_config
 
-    config = load_config(
-        profile=args["profile"],
-        overrides=[
-            *args["overrides"],
-            f"paths.data_root={args['data_root']}",
-            f"paths.artifact_root={args['artifact_root']}",
-        ],
-    )
+    arguments = args["arguments"]
+    config = read_config_parameter(arguments["config"])
     Path(args["pipeline_root"]).mkdir(parents=True, exist_ok=True)
     _resolve_sibling_outputs_in_conditions()
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=args["pipeline_root"])
-    pipeline = build_pipeline(config)
-    pipeline(
-        date=args["date"],
-        data_root=args["data_root"],
-        artifact_root=args["artifact_root"],
-        profile=args["profile"],
-        overrides=list(args["overrides"]),
-        beam_options=list(config.pipeline.beam_options),
-    )
+    build_pipeline(config)(**arguments)
     return 0
 
 
@@ -202,4 +194,4 @@ def format_summary(runs: list[DayRun], artifact_root: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(json.loads(sys.argv[1])))
+    sys.exit(_child(json.loads(Path(sys.argv[1]).read_text())))

@@ -1,28 +1,70 @@
-"""What every component shell does first: configuration, logging, the date; and local copies."""
+"""What every component shell shares: the one configuration parameter, logging, the date; local copies.
+
+The CLI resolves the configuration once (profile, files, environment, ``--set``) and hands it to
+the pipeline as ONE string parameter, ``config``. Each task validates it with the same pydantic
+schema and applies no layer of its own (not even its environment's ``TAML__`` variables), so a
+value means the same in every task, on a laptop and on a cluster.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
+
+import yaml
 
 from taml import layout, storage
-from taml.config import Config, load_config
+from taml.config import Config, ConfigError, validate
 
 
-def step_context(
-    profile: str, overrides: list, data_root: str, artifact_root: str, date: str
-) -> tuple[Config, dt.date]:
+def config_parameter(config: Config) -> str:
+    """The resolved configuration as the pipeline's ``config`` parameter (JSON, keys in schema order)."""
+    return json.dumps(config.model_dump(mode="json"))
+
+
+def read_config_parameter(text: str) -> Config:
+    """The configuration a task was given: JSON, or YAML such as ``taml config show`` prints."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"pipeline parameter 'config' is neither JSON nor YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"pipeline parameter 'config' must be a mapping of sections, got {type(data).__name__}"
+        )
+    return validate(data)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What every step shell starts from: the validated configuration and the impression day D."""
+
+    config: Config
+    day: dt.date
+
+    @property
+    def data_root(self) -> str:
+        return self.config.paths.data_root
+
+    @property
+    def artifact_root(self) -> str:
+        return self.config.paths.artifact_root
+
+
+def step_context(config: str, date: str) -> StepContext:
+    """The shared start of the step shells: logging, the ``config`` parameter validated, the date."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    config = load_config(
-        profile=profile or None,
-        overrides=[*overrides, f"paths.data_root={data_root}", f"paths.artifact_root={artifact_root}"],
-    )
-    return config, layout.parse_date(date)
+    return StepContext(read_config_parameter(config), layout.parse_date(date))
 
 
 @contextlib.contextmanager

@@ -15,13 +15,20 @@ reads the parameter types at definition time.)
 from kfp import dsl
 
 from pipelines.components import make_components
+from pipelines.runtime import config_parameter
 from taml.config import Config
 
 PIPELINE_NAME = "taml-daily"
 
 
 def build_pipeline(config: Config):
-    """The pipeline function for ``config`` (image, train resources, schedule lag)."""
+    """The pipeline for ``config``.
+
+    ``config`` fixes what KFP must know before a run starts (image, train resources, schedule
+    lag) and is the default of the ``config`` parameter: the resolved configuration every task
+    validates and runs with. A run may pass another one (``taml submit`` passes the one its
+    command line resolved); the compile-time settings above stay as compiled.
+    """
     c = make_components(config.pipeline.image)
     p = config.pipeline
 
@@ -31,23 +38,13 @@ def build_pipeline(config: Config):
     )
     def taml_daily(
         date: str = "",
-        data_root: str = config.paths.data_root,
-        artifact_root: str = config.paths.artifact_root,
-        profile: str = config.profile,
-        overrides: list = [],  # noqa: B006  (a KFP parameter default, never mutated)
-        beam_options: list = list(p.beam_options),  # noqa: B006, B008
         schedule_time: str = "",
+        config: str = config_parameter(config),
     ):
         day = c["resolve_date"](date=date, schedule_time=schedule_time, lag_days=p.schedule_lag_days)
         day.set_display_name("resolve date")
-        common = dict(
-            date=day.output,
-            data_root=data_root,
-            artifact_root=artifact_root,
-            profile=profile,
-            overrides=overrides,
-        )
-        ingest = c["ingest"](**common, beam_options=beam_options)
+        common = dict(config=config, date=day.output)
+        ingest = c["ingest"](**common)
         ingest.set_caching_options(False)
         validate = c["validate"](**common).after(ingest)
         validate.set_caching_options(False)

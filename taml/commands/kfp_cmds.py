@@ -58,12 +58,21 @@ def compile_cmd(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _arguments(config: Config, date: str = "") -> dict[str, str]:
+def run_arguments(config: Config, date: str = "") -> dict[str, str]:
+    """The pipeline's parameters for a run: D and the configuration this command resolved."""
+    from pipelines.runtime import config_parameter
+
+    return {"date": date, "config": config_parameter(config)}
+
+
+def submit_request(args: argparse.Namespace, config: Config) -> dict:
+    """The keyword arguments of ``kfp.Client.create_run_from_pipeline_package`` for ``taml submit``."""
     return {
-        "date": date,
-        "data_root": config.paths.data_root,
-        "artifact_root": config.paths.artifact_root,
-        "profile": config.profile,
+        "pipeline_file": args.package,
+        "arguments": run_arguments(config, args.date.isoformat()),
+        "experiment_name": args.experiment,
+        "run_name": f"taml-daily-{args.date}",
+        "enable_caching": None,  # per-task settings of the package
     }
 
 
@@ -71,13 +80,7 @@ def submit(args: argparse.Namespace, config: Config) -> int:
     import kfp
 
     client = kfp.Client(host=args.host)
-    run = client.create_run_from_pipeline_package(
-        args.package,
-        arguments=_arguments(config, args.date.isoformat()),
-        experiment_name=args.experiment,
-        run_name=f"taml-daily-{args.date}",
-        enable_caching=None,
-    )
+    run = client.create_run_from_pipeline_package(**submit_request(args, config))
     print(f"submitted run {run.run_id} for {args.date} to {args.host}")
     return 0
 
@@ -85,7 +88,7 @@ def submit(args: argparse.Namespace, config: Config) -> int:
 def schedule_command(args: argparse.Namespace, config: Config) -> list[str]:
     """The ``kfp recurring-run create`` call: at most one run at a time, no catch-up, D = time − lag."""
     # date left empty: each run resolves D from its schedule time, which KFP substitutes here.
-    params = {**_arguments(config), "schedule_time": SCHEDULED_TIME_MACRO}
+    params = {**run_arguments(config), "schedule_time": SCHEDULED_TIME_MACRO}
     cmd = [
         "kfp",
         "--endpoint",

@@ -1,4 +1,8 @@
-"""``taml run`` and ``taml backfill``: the whole daily pipeline on this machine via kfp.local."""
+"""``taml run`` and ``taml backfill``: the whole daily pipeline on this machine via kfp.local.
+
+The configuration this command resolved (profile, ``--config`` files, ``TAML__`` environment,
+``--set``, ``--data-root``/``--artifact-root``) is what every task of every day runs with.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ def _run_days(days: list[dt.date], args: argparse.Namespace, config: Config, rep
     runs = []
     for day in days:
         print(f"running taml-daily for {day} ...", flush=True)
-        result = run_day(config, day, list(args.overrides))
+        result = run_day(config, day)
         runs.append(result)
         if not result.ok:
             break  # later days warm-start from this one: stop at the first broken day

@@ -5,6 +5,7 @@ from pathlib import Path
 import yaml
 from kfp import components
 
+from pipelines.runtime import read_config_parameter
 from taml.commands.kfp_cmds import PACKAGE, compile_pipeline
 from taml.config import load_config
 
@@ -23,7 +24,32 @@ def test_package_loads_as_a_component_with_the_documented_parameters():
     loaded = components.load_component_from_file(str(PACKAGE))
     assert loaded.name == "taml-daily"
     params = _spec()["root"]["inputDefinitions"]["parameters"]
-    assert {"date", "data_root", "artifact_root", "profile", "overrides", "beam_options"} <= set(params)
+    assert set(params) == {"date", "schedule_time", "config"}
+    # The configuration is one string parameter whose default is the compile-time resolution.
+    assert params["config"]["parameterType"] == "STRING"
+    assert read_config_parameter(params["config"]["defaultValue"]) == load_config(env={})
+
+
+def test_every_step_takes_the_configuration_and_the_date_and_nothing_else_common():
+    spec = _spec()
+    own = {"monitor": {"validation_failed"}}
+    steps = ("ingest", "validate", "features", "train", "evaluate", "deploy", "monitor")
+    for step in steps:
+        params = set(spec["components"][f"comp-{step}"]["inputDefinitions"]["parameters"])
+        assert params == {"config", "date"} | own.get(step, set()), step
+    tasks: dict = {}
+    _tasks(spec["root"], tasks)
+    for comp in spec["components"].values():
+        _tasks(comp, tasks)
+    for name, task in tasks.items():
+        if name.startswith(steps):
+            given = task["inputs"]["parameters"]
+            date = given["date"].get("taskOutputParameter", {}).get("producerTask") or given["date"].get(
+                "componentInputParameter"
+            )
+            assert date in ("resolve-date", "pipelinechannel--resolve-date-Output"), name
+            config = given["config"]["componentInputParameter"]
+            assert config in ("config", "pipelinechannel--config"), name
 
 
 def _tasks(node: dict, out: dict) -> dict:

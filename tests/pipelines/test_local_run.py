@@ -14,26 +14,31 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from pipelines.local import format_summary, run_day
 from simulator import simulate
 from taml import layout, registry
-from taml.config import SimulatorConfig, load_config
+from taml.cli import build_parser, config_from_args
+from taml.config import SimulatorConfig
 
 pytestmark = pytest.mark.slow
 D1 = dt.date(2026, 11, 1)
 D2, D3, D4 = (D1 + dt.timedelta(days=i) for i in (1, 2, 3))
-SMALL = [
-    "train.progress=false",
-    "train.epochs=3",
-    "train.batch_size=256",
-    "train.lr=0.003",
-    "evaluate.rules.require_resolution=false",
-    "evaluate.rules.floors={ctr_auc: 0.55, cvr_auc: 0.5, ctcvr_auc: 0.55}",
-    "evaluate.rules.calibration_min=0.3",
-    "evaluate.rules.calibration_max=3.0",
-    "pipeline.cold_start_days=1",
-]
+# Given as a config FILE through the command line's own resolution, so the run proves that what
+# a file sets reaches every task (the number of epochs, the gate's bounds, the cold-start window).
+SMALL = {
+    "train": {"progress": False, "epochs": 3, "batch_size": 256, "lr": 0.003},
+    "evaluate": {
+        "rules": {
+            "require_resolution": False,
+            "floors": {"ctr_auc": 0.55, "cvr_auc": 0.5, "ctcvr_auc": 0.55},
+            "calibration_min": 0.3,
+            "calibration_max": 3.0,
+        }
+    },
+    "pipeline": {"cold_start_days": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,29 +63,32 @@ def history(tmp_path_factory):
             brands=1_500,
         ),
     )
-    config = load_config(
-        env={}, overrides=[f"paths.data_root={data}", f"paths.artifact_root={artifacts}", *SMALL]
-    )
-    return config, data, artifacts
+    conf = root / "small.yaml"
+    conf.write_text(yaml.safe_dump(SMALL))
+    return conf, data, artifacts
 
 
-def _run(config, day, *extra):
-    run = run_day(config, day, [*SMALL, *extra])
+def _run(conf, data, artifacts, day, *extra):
+    """``taml run --config FILE --data-root … --artifact-root … [--set …]``, as the CLI resolves it."""
+    argv = ["run", "--date", str(day), "--config", str(conf), "--data-root", str(data)]
+    argv += ["--artifact-root", str(artifacts), *(a for kv in extra for a in ("--set", kv))]
+    config = config_from_args(build_parser().parse_args(argv))
+    run = run_day(config, day)
     print(format_summary([run], config.paths.artifact_root))
     assert run.ok, run.error
     return run.records
 
 
 def test_the_daily_pipeline_over_a_history(history):
-    config, data, artifacts = history
+    conf, data, artifacts = history
 
-    r1 = _run(config, D1)
+    r1 = _run(conf, data, artifacts, D1)
     assert r1["validate"]["passed"] and r1["ingest"]["samples"] == 12_000
     assert not r1["train"]["trained"] and not r1["evaluate"]["blessed"] and not r1["evaluate"]["predictions"]
     assert r1["monitor"]["status"] == "no model"
     assert registry.read_alias(str(artifacts), "taml") is None
 
-    r2 = _run(config, D2)
+    r2 = _run(conf, data, artifacts, D2)
     assert r2["train"]["mode"] == "cold" and r2["evaluate"]["blessed"], r2["evaluate"]["reason"]
     v1 = r2["deploy"]["version"]
     assert registry.production_version(str(artifacts), "taml") == v1
@@ -93,21 +101,21 @@ def test_the_daily_pipeline_over_a_history(history):
             frame[["click", "conversion"]].sample(frac=1, random_state=1).to_numpy()
         )
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), f)
-    r3 = _run(config, D3, "train.epochs=6", "pipeline.window_days=1")  # only the shuffled day
+    r3 = _run(conf, data, artifacts, D3, "train.epochs=6", "pipeline.window_days=1")  # only the shuffled day
     assert r3["train"]["mode"] == "warm" and r3["train"]["parent_version"] == v1
     assert not r3["evaluate"]["blessed"] and "deploy" not in r3
     assert r3["evaluate"]["production"] == v1
     assert registry.production_version(str(artifacts), "taml") == v1
 
     # A day that fails validation never trains; the monitor still reports on it.
-    r4 = _run(config, D4, "validation.critical.ctr_max=0.01")
+    r4 = _run(conf, data, artifacts, D4, "validation.critical.ctr_max=0.01")
     assert not r4["validate"]["passed"] and any("ctr" in f for f in r4["validate"]["failed"])
     assert "train" not in r4 and "features" not in r4
     assert "monitor" in r4
 
     # Re-running a finished day changes nothing in the registry.
     before = (registry.read_alias(str(artifacts), "taml"), registry.list_versions(str(artifacts), "taml"))
-    r2b = _run(config, D2)
+    r2b = _run(conf, data, artifacts, D2)
     assert not r2b["train"]["trained"]
     after = (registry.read_alias(str(artifacts), "taml"), registry.list_versions(str(artifacts), "taml"))
     assert after == before
