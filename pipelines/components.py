@@ -180,9 +180,10 @@ def deploy(
     from pipelines.runtime import step_context
 
     s = step_context(config, date)
-    from components.deploy import run_deploy
+    from components.deploy import run_deploy_step
 
-    return run_deploy(s.config, s.day, s.data_root, s.artifact_root, candidate.path, blessing.path).version
+    out = run_deploy_step(s.config, s.day, s.data_root, s.artifact_root, candidate.path, blessing.path)
+    return out.version
 
 
 def monitor(

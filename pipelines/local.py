@@ -90,40 +90,9 @@ def _child(args: dict) -> int:
     arguments = args["arguments"]
     config = read_config_parameter(arguments["config"])
     Path(args["pipeline_root"]).mkdir(parents=True, exist_ok=True)
-    _resolve_sibling_outputs_in_conditions()
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=args["pipeline_root"])
     build_pipeline(config)(**arguments)
     return 0
-
-
-def _resolve_sibling_outputs_in_conditions() -> None:
-    """Let kfp.local evaluate ``dsl.If`` on an output of a task in the same sub-DAG.
-
-    kfp 2.17's local orchestrator reads a condition's ``pipelinechannel--evaluate-blessed`` only
-    as an input of the enclosing DAG, which it is not when ``evaluate`` runs inside the
-    validation branch: the condition reads as False and deploy never runs. Kubeflow resolves it
-    from the task's own inputs. Here the fallback looks the name up as ``<task>-<output>`` among
-    the finished tasks, trying each split from the right (task names contain dashes too).
-    """
-    from kfp.local.orchestrator.enhanced_dag_orchestrator import ConditionEvaluator
-
-    original = ConditionEvaluator._resolve_pipeline_channel
-    if getattr(original, "taml_patched", False):
-        return
-
-    def resolve(channel_ref, io_store):
-        name = channel_ref.removeprefix("pipelinechannel--")
-        parts = name.split("-")
-        for cut in range(len(parts) - 1, 0, -1):
-            task, output = "-".join(parts[:cut]), "-".join(parts[cut:])
-            try:
-                return io_store.get_task_output(task, output)
-            except (KeyError, ValueError):
-                continue
-        return original(channel_ref, io_store)
-
-    resolve.taml_patched = True
-    ConditionEvaluator._resolve_pipeline_channel = staticmethod(resolve)
 
 
 # --------------------------------------------------------------------------------------------

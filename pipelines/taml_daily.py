@@ -1,6 +1,6 @@
 """The ``taml-daily`` pipeline (DESIGN.md "The daily run").
 
-    resolve-date ─ ingest ─ validate ─┬─ passed ─ features ─ train ─ evaluate ─┬─ blessed ─ deploy
+    resolve-date ─ ingest ─ validate ─┬─ passed ─ features ─ train ─ evaluate ─┬─ deploy (only if blessed)
                                       │                                        └─ monitor
                                       └─ failed ─ monitor (the day that needs a report most)
 
@@ -62,11 +62,13 @@ def build_pipeline(config: Config):
             # that served D, which the monitor reads, and then blesses nothing.
             evaluate = c["evaluate"](**common, candidate=train.outputs["candidate"])
             evaluate.set_caching_options(False)
-            with dsl.If(evaluate.outputs["blessed"] == True, name="candidate-blessed"):  # noqa: E712
-                deploy = c["deploy"](
-                    **common, candidate=train.outputs["candidate"], blessing=evaluate.outputs["blessing"]
-                )
-                deploy.set_caching_options(False)
+            # Deploy runs after every evaluate and skips a candidate that was not blessed itself,
+            # recording why: no dsl.If on a sibling's output, which kfp.local cannot evaluate
+            # inside a sub-DAG (it read as False, and deploy never ran).
+            deploy = c["deploy"](
+                **common, candidate=train.outputs["candidate"], blessing=evaluate.outputs["blessing"]
+            )
+            deploy.set_caching_options(False)
             monitor = c["monitor"](**common, validation_failed=False).after(evaluate)
             monitor.set_caching_options(False)
         with dsl.Else(name="validation-failed"):

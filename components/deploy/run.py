@@ -117,3 +117,33 @@ def run_deploy(
         outcome = DeployOutcome(version, True, alias.previous_version, uri, "promoted")
     write_record(artifact_root, date, "deploy", asdict(outcome))
     return outcome
+
+
+def run_deploy_step(
+    config: Config,
+    date: dt.date,
+    data_root: str,
+    artifact_root: str,
+    candidate_dir: str | Path,
+    blessing_uri: str,
+) -> DeployOutcome:
+    """The pipeline's deploy task: it runs after every evaluate and deploys only a blessed candidate.
+
+    A candidate that was not blessed (or a day that trained nothing) is skipped, and the run
+    record says why; :func:`run_deploy` itself still refuses one (a deploy by hand must not
+    slip through).
+    """
+    blessing: dict[str, Any] = storage.read_json(blessing_uri)
+    if blessing.get("blessed"):
+        return run_deploy(config, date, data_root, artifact_root, candidate_dir, blessing_uri)
+    current = registry.read_alias(artifact_root, config.pipeline.model_name)
+    candidate = (blessing.get("candidate") or {}).get("model_id")
+    outcome = DeployOutcome(
+        version="",
+        promoted=False,
+        previous_version=current.version if current else None,
+        registry_uri="",
+        reason=f"skipped: candidate {candidate or '(none)'} not blessed ({blessing.get('reason')})",
+    )
+    write_record(artifact_root, date, "deploy", asdict(outcome))
+    return outcome

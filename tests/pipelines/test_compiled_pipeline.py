@@ -84,6 +84,21 @@ def test_caching_off_for_every_step_that_reads_files():
     assert any("passed" in c for c in conditions)
 
 
+def test_deploy_follows_evaluate_and_no_condition_reads_a_sibling_output():
+    # kfp.local (2.17) cannot evaluate a dsl.If on the output of a task in the same sub-DAG: the
+    # one condition left is on validate, a task of the root DAG; deploy judges the blessing itself.
+    spec = _spec()
+    tasks: dict = {}
+    _tasks(spec["root"], tasks)
+    for comp in spec["components"].values():
+        _tasks(comp, tasks)
+    conditions = [t["triggerPolicy"]["condition"] for t in tasks.values() if "triggerPolicy" in t]
+    assert conditions and all("pipelinechannel--validate-passed" in c for c in conditions), conditions
+    deploy = tasks["deploy"]
+    assert "triggerPolicy" not in deploy and "evaluate" in deploy["dependentTasks"]
+    assert deploy["inputs"]["artifacts"]["blessing"]["taskOutputArtifact"]["producerTask"] == "evaluate"
+
+
 def test_schedule_wraps_kfp_recurring_run_create(capsys):
     from taml.cli import main
 

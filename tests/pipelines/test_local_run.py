@@ -85,12 +85,14 @@ def test_the_daily_pipeline_over_a_history(history):
     r1 = _run(conf, data, artifacts, D1)
     assert r1["validate"]["passed"] and r1["ingest"]["samples"] == 12_000
     assert not r1["train"]["trained"] and not r1["evaluate"]["blessed"] and not r1["evaluate"]["predictions"]
+    assert not r1["deploy"]["promoted"] and r1["deploy"]["reason"].startswith("skipped:")
     assert r1["monitor"]["status"] == "no model"
     assert registry.read_alias(str(artifacts), "taml") is None
 
     r2 = _run(conf, data, artifacts, D2)
     assert r2["train"]["mode"] == "cold" and r2["evaluate"]["blessed"], r2["evaluate"]["reason"]
     v1 = r2["deploy"]["version"]
+    assert r2["deploy"]["promoted"] and v1 == r2["train"]["version"]
     assert registry.production_version(str(artifacts), "taml") == v1
 
     # Inject a worse candidate for D3: the day it trains on (D2) gets shuffled labels.
@@ -103,7 +105,8 @@ def test_the_daily_pipeline_over_a_history(history):
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), f)
     r3 = _run(conf, data, artifacts, D3, "train.epochs=6", "pipeline.window_days=1")  # only the shuffled day
     assert r3["train"]["mode"] == "warm" and r3["train"]["parent_version"] == v1
-    assert not r3["evaluate"]["blessed"] and "deploy" not in r3
+    assert not r3["evaluate"]["blessed"] and not r3["deploy"]["promoted"]
+    assert f"candidate {r3['train']['version']} not blessed" in r3["deploy"]["reason"]
     assert r3["evaluate"]["production"] == v1
     assert registry.production_version(str(artifacts), "taml") == v1
 
