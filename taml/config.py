@@ -312,6 +312,12 @@ class PipelineConfig(Section):
         "nvidia.com/gpu", description="Accelerator type of the train task (Vertex: e.g. NVIDIA_L4)."
     )
     train_accelerator_count: int = Field(1, ge=0, description="Accelerators of the train task (0: none).")
+    train_processes: int = Field(
+        1,
+        ge=0,
+        description="Data-parallel processes of the train task (torchrun on its node; gloo on CPU, "
+        "NCCL on GPU). 1: in the task's own process; 0: one per visible GPU (1 on CPU).",
+    )
 
     @model_validator(mode="after")
     def _window_fits(self) -> PipelineConfig:

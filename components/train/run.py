@@ -16,6 +16,7 @@ import pyarrow.dataset as ds
 from components.common.production import load_production
 from components.common.records import write_record
 from components.common.tables import has_table, read_table
+from components.train.launch import fit_table
 from components.train.policy import DayStatus, TrainingPlan, WindowPolicy, plan_training
 from taml import code_revision, layout, storage
 from taml.config import Config
@@ -96,7 +97,7 @@ def _conversions(data_root: str, day: dt.date, column: str) -> int:
 def run_train(
     config: Config, date: dt.date, data_root: str, artifact_root: str, out_dir: str | Path
 ) -> TrainOutcome:
-    from model import VersionMetadata, fit, save_model_version
+    from model import VersionMetadata, save_model_version
     from model.artifacts import TrainingWindow, weights_sha256
 
     parent = load_production(config, artifact_root, with_optimizer=True)
@@ -123,14 +124,8 @@ def run_train(
     frames = [read_table(data_root, [day]) for day in plan.days]
     row_days = np.repeat([d.isoformat() for d in plan.days], [len(f) for f in frames])
     table = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    result = fit(
-        table,
-        config.feature_spec,
-        config.model,
-        config.train,
-        parent=parent if plan.mode == "warm" else None,
-        row_days=row_days,
-    )
+    # torchrun over N processes when configured (pipeline.train_processes)
+    result = fit_table(table, config, parent if plan.mode == "warm" else None, row_days)
     history = result.result.history
     final_loss = float(history[-1]["loss"]) if history and "loss" in history[-1] else None
     version = version_id(plan, config, weights_sha256(result.model))

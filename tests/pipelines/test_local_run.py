@@ -2,7 +2,7 @@
 
 One history, days in order (each builds on the previous one's registry state):
   D1  no earlier feature table: ingest, validate, features, nothing to train, monitor
-  D2  cold start on D1, blessed, deployed
+  D2  cold start on D1 (torchrun, 2 CPU processes), blessed, deployed
   D3  a worse candidate (D2's training labels shuffled): rejected, the alias stays
   D4  validation fails (an injected bound): never trains, the monitor still reports
   D2 again: idempotent, the registry does not change
@@ -89,7 +89,9 @@ def test_the_daily_pipeline_over_a_history(history):
     assert r1["monitor"]["status"] == "no model"
     assert registry.read_alias(str(artifacts), "taml") is None
 
-    r2 = _run(conf, data, artifacts, D2)
+    # D2 trains data-parallel: torchrun over 2 gloo processes inside the train task.
+    r2 = _run(conf, data, artifacts, D2, "pipeline.train_processes=2")
+    assert "trained on 2 processes" in Path(artifacts, "runs", f"dt={D2}", "kfp-local.log").read_text()
     assert r2["train"]["mode"] == "cold" and r2["evaluate"]["blessed"], r2["evaluate"]["reason"]
     v1 = r2["deploy"]["version"]
     assert r2["deploy"]["promoted"] and v1 == r2["train"]["version"]
