@@ -103,6 +103,27 @@ def _fmt(x, digits: int = 4) -> str:
     return "-" if x is None or x != x else f"{x:.{digits}f}"
 
 
+def gate_verdict(evaluate: dict) -> str:
+    """The gate column: the verdict and the rule that decided it, with its value and interval.
+
+    e.g. ``rejected: no_regression:ctcvr_auc -0.012 [-0.020,-0.004]``. Records written before the
+    evaluate step named its deciding rule show the failed rules instead.
+    """
+    word = "blessed" if evaluate.get("blessed") else "rejected"
+    rule = evaluate.get("deciding_rule")
+    if isinstance(rule, dict) and rule.get("rule"):
+        text = f"{word}: {rule['rule']}" + (f":{rule['metric']}" if rule.get("metric") else "")
+        value, low, high = rule.get("value"), rule.get("low"), rule.get("high")
+        if isinstance(value, int | float) and value == value:
+            text += f" {value:+.3f}"
+        if isinstance(low, int | float) and isinstance(high, int | float):
+            text += f" [{low:.3f},{high:.3f}]"
+        return text
+    if evaluate.get("blessed"):
+        return word
+    return f"{word}: " + ", ".join(evaluate.get("failed_rules", [])[:3])
+
+
 def summary_rows(runs: list[DayRun]) -> list[dict[str, str]]:
     rows = []
     for run in runs:
@@ -117,9 +138,7 @@ def summary_rows(runs: list[DayRun]) -> list[dict[str, str]]:
         elif tr and not tr.get("trained"):
             verdict = "not trained: " + tr.get("reason", "")
         elif ev:
-            verdict = (
-                "blessed" if ev.get("blessed") else "rejected: " + ", ".join(ev.get("failed_rules", [])[:3])
-            )
+            verdict = gate_verdict(ev)
         else:
             verdict = "-"
         rows.append(
