@@ -59,26 +59,26 @@ def test_a_value_from_a_config_file_reaches_a_step_through_kfp_local(tmp_path, m
 
     artifacts = tmp_path / "from-the-file"
     conf = _config_file(
-        tmp_path, {"paths": {"artifact_root": str(artifacts)}, "pipeline": {"min_train_days": 4}}
+        tmp_path, {"paths": {"artifact_root": str(artifacts)}, "pipeline": {"cold_start_days": 4}}
     )
-    monkeypatch.delenv("TAML__PIPELINE__MIN_TRAIN_DAYS", raising=False)
+    monkeypatch.delenv("TAML__PIPELINE__COLD_START_DAYS", raising=False)
     _, config = _cli_config(
         ["run", "--date", str(DAY), "--config", conf, "--data-root", str(tmp_path / "data")]
     )
     # The task's own environment is no configuration layer: the resolved value wins.
-    monkeypatch.setenv("TAML__PIPELINE__MIN_TRAIN_DAYS", "9")
+    monkeypatch.setenv("TAML__PIPELINE__COLD_START_DAYS", "6")
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"))
     task = make_components(config.pipeline.image)["train"](**child_arguments(config, DAY)["arguments"])
     assert task.outputs["trained"] is False and task.outputs["mode"] == "skip"
     record = (artifacts / "runs" / f"dt={DAY}" / "train.json").read_text()
-    assert f"cold start needs 4 day(s) with feature tables before {DAY}" in record
+    assert f"cold start needs 4 validated day(s) with feature tables before {DAY}" in record
 
 
 def test_submit_passes_every_layer_of_the_configuration(tmp_path, monkeypatch):
     conf = _config_file(tmp_path, {"train": {"epochs": 5}, "paths": {"data_root": "gs://b/data"}})
     monkeypatch.setenv("TAML__TRAIN__LR", "0.02")
     argv = ["submit", "--host", "http://kfp", "--date", str(DAY), "--profile", "gcp", "--config", conf]
-    args, config = _cli_config([*argv, "--set", "pipeline.max_warm_days=3"])
+    args, config = _cli_config([*argv, "--set", "pipeline.window_days=3"])
     request = submit_request(args, config)
     assert request["pipeline_file"] == str(PACKAGE) and request["run_name"] == f"taml-daily-{DAY}"
     arguments = request["arguments"]
@@ -88,7 +88,7 @@ def test_submit_passes_every_layer_of_the_configuration(tmp_path, monkeypatch):
     sent = read_config_parameter(arguments["config"])
     assert sent == config
     assert (sent.profile, sent.paths.data_root) == ("gcp", "gs://b/data")  # profile, then the file
-    assert (sent.train.epochs, sent.train.lr, sent.pipeline.max_warm_days) == (5, 0.02, 3)  # file, env, --set
+    assert (sent.train.epochs, sent.train.lr, sent.pipeline.window_days) == (5, 0.02, 3)  # file, env, --set
 
 
 def test_schedule_passes_the_configuration_and_no_date():
