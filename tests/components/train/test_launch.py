@@ -12,6 +12,8 @@ from safetensors.torch import load_file
 
 from components.train import run_train
 from components.train.launch import LaunchError, processes
+from components.validate import ValidationResult, validation_dir
+from components.validate.report import write_artifacts
 from model.synthetic import make_synthetic
 from taml import layout, registry
 from taml.config import load_config
@@ -43,6 +45,9 @@ def test_two_processes_train_the_same_single_version(tmp_path: Path, caplog):
         out = Path(layout.training_table_dir(str(data), day))
         out.mkdir(parents=True)
         pq.write_table(pa.Table.from_pandas(frame), out / "part-0.parquet")
+        for root in ("a1", "a2"):  # the validate step's verdict, which train reads
+            verdict = ValidationResult(day.isoformat(), True, [], [])
+            write_artifacts(verdict, validation_dir(str(tmp_path / root), day))
     # A production model to warm-start from (the parent travels to the ranks in the job folder).
     parent = run_train(_config(spec), D2, str(data), str(tmp_path / "a1"), tmp_path / "parent")
     for root in ("a1", "a2"):
@@ -56,7 +61,7 @@ def test_two_processes_train_the_same_single_version(tmp_path: Path, caplog):
     )
     assert "trained on 2 processes" in caplog.text  # really two ranks, not a silent fallback
     assert one.mode == two.mode == "warm" and two.parent_version == one.parent_version == parent.version
-    assert two.version == one.version and two.samples == one.samples == 1500
+    assert two.version == one.version and two.samples == one.samples == 3000  # the window: D1 and D2
     # One complete version, written once by the step (not once per rank, no stray copies).
     assert json.loads((tmp_path / "two" / "metadata.json").read_text())["version"] == two.version
     assert [p.name for p in tmp_path.iterdir() if "two" in p.name] == ["two"]
