@@ -13,7 +13,8 @@ A verdict on one day of data is a statistical test, so every rule reads a one-si
 
 The reference is production scored on the same rows; before the first deployment it is the
 base-rate model (constant training base rates), and the lead metrics must then beat it (lower
-bound of the improvement > 0). Order of the rules = order of the blessing: sanity, lead regressions,
+bound of the improvement > 0); calibration is then judged by its bounds alone (the base rates are
+calibrated by construction). Order of the rules = order of the blessing: sanity, lead regressions,
 the other regressions, floors, calibration, events. The deciding rule is the first that
 failed, or, when blessed, the first lead rule.
 """
@@ -151,6 +152,13 @@ def judge(
         if not defined:
             regression.append(RuleResult("no_regression", metric, iv.value if iv else None, None, None,
                                          -tolerance, "fail", f"{what} is undefined on this day"))  # fmt: skip
+            continue
+        if first_deployment and metric in GATE_CALIBRATION_METRICS:
+            # The base rates are the training means: calibrated by construction, so comparing with
+            # them only restates calibration_min/max, which judge a first deployment's calibration.
+            regression.append(RuleResult("no_regression", metric, iv.value, iv.low, iv.high, -tolerance,
+                                         "skipped", f"{what}: not compared with the base-rate reference "
+                                         "(calibrated by construction); see calibration_min/max"))  # fmt: skip
             continue
         if first_deployment and lead:
             regression.append(RuleResult(

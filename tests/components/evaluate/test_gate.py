@@ -144,6 +144,10 @@ def test_first_deployment_is_judged_against_the_base_rates(world):
     assert good.reference.startswith("base-rate") and good.production is None
     lead = {r.rule for r in good.rules if r.metric in ("ctcvr_auc", "log_loss") and r.rule != "floor"}
     assert lead == {"beats_reference"}
+    # The base rates are calibrated by construction: calibration is judged by its bounds alone.
+    assert {
+        r.verdict for r in good.rules if r.rule == "no_regression" and r.metric.endswith("_calibration")
+    } == {"skipped"}
     # A model that ranks no better than the constant base rates is not waved through.
     bad = _judge(world, _shuffled(world.model("cand", seed=2), 3), base, first=True)
     assert not bad.blessed and ("beats_reference", "ctcvr_auc") in _failed(bad)
