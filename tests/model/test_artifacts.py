@@ -129,13 +129,13 @@ def test_wrong_tensors_are_named(version, change):
         tensors["towers.out.weight"] = torch.zeros(1, 2, 3)
         message = "tensor 'towers.out.weight' is"
     elif change == "missing":
-        del tensors["gates.bias"]
-        message = r"missing tensors \['gates.bias'\]"
+        del tensors["gates.weight"]
+        message = r"missing tensors \['gates.weight'\]"
     elif change == "extra":
         tensors["surprise"] = torch.zeros(1)
         message = "unexpected tensors"
     else:
-        tensors["gates.bias"] = torch.full_like(tensors["gates.bias"], float("nan"))
+        tensors["gates.weight"] = torch.full_like(tensors["gates.weight"], float("nan"))
         message = "NaN"
     save_file(tensors, str(version / WEIGHTS_FILE))
     _rehash(version)

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from model.compare import PAPER_TAML
 from model.losses import self_distillation
 from model.spec import ModelConfig, TamlOptions
 from model.taml import TAML
@@ -9,8 +10,9 @@ SIZES = [10, 20, 5, 7]
 
 
 def make(**opts) -> TAML:
+    """The paper's sizes (2 general, 1 task, 1 learner expert) unless a test says otherwise."""
     torch.manual_seed(0)
-    return TAML(SIZES, ModelConfig(taml=TamlOptions(**opts)))
+    return TAML(SIZES, ModelConfig(taml=TamlOptions(**{**PAPER_TAML, **opts})))
 
 
 def batch(n=64, seed=0):
@@ -79,7 +81,7 @@ def test_loss_parts_and_weights():
     out = m(x)
     total, parts = m.loss(out, click, conv)
     assert set(parts) == {"ctr", "ctcvr", "kd_ctr", "kd_cvr"}
-    expected = parts["ctr"] + parts["ctcvr"] + 0.1 * parts["kd_ctr"] + 0.1 * parts["kd_cvr"]
+    expected = parts["ctr"] + parts["ctcvr"] + 0.1 * parts["kd_ctr"] + 0.1 * parts["kd_cvr"]  # paper α = β
     torch.testing.assert_close(total, expected)
     p = out["p_ctcvr"].double()
     bce = -(conv * p.log() + (1 - conv) * (1 - p).log()).mean()
@@ -102,3 +104,13 @@ def test_ablations(opts, parts, has_gates):
     assert ("gates" in out) == has_gates
     if not has_gates:
         assert not hasattr(m, "experts")
+
+
+def test_the_default_taml_gives_each_task_its_own_expert():
+    """The validated default: no general experts, so no CVR learner reads a click-shaped expert."""
+    torch.manual_seed(0)
+    m = TAML(SIZES, ModelConfig())
+    out = m(batch()[0])
+    assert (m.n_experts, m.k_select) == (2, 1)
+    assert m.select.tolist() == [[0], [0], [1], [1]]  # ctr learners -> expert 0, cvr learners -> 1
+    torch.testing.assert_close(out["gates"], torch.ones(64, 4, 1))
