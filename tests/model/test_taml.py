@@ -105,12 +105,3 @@ def test_ablations(opts, parts, has_gates):
     if not has_gates:
         assert not hasattr(m, "experts")
 
-
-def test_the_default_taml_gives_each_task_its_own_expert():
-    """The validated default: no general experts, so no CVR learner reads a click-shaped expert."""
-    torch.manual_seed(0)
-    m = TAML(SIZES, ModelConfig())
-    out = m(batch()[0])
-    assert (m.n_experts, m.k_select) == (2, 1)
-    assert m.select.tolist() == [[0], [0], [1], [1]]  # ctr learners -> expert 0, cvr learners -> 1
-    torch.testing.assert_close(out["gates"], torch.ones(64, 4, 1))
