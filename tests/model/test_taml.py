@@ -104,4 +104,3 @@ def test_ablations(opts, parts, has_gates):
     assert ("gates" in out) == has_gates
     if not has_gates:
         assert not hasattr(m, "experts")
-
