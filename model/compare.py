@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from model.diagnostics import spearman
 from model.encode import encode, encode_labels
 from model.errors import FeatureSpecError, ModelConfigError
 from model.expected_auc import expected_auc, expected_log_loss
@@ -90,26 +91,6 @@ def align_truth(frame: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, n
             f"truth lacks {int(aligned['p_click'].isna().sum())} impression ids of the day"
         )
     return aligned["p_click"].to_numpy(np.float64), aligned["p_conv"].to_numpy(np.float64)
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's ρ (Pearson on average ranks); NaN with fewer than 3 rows or a constant input."""
-    if a.size < 3:
-        return float("nan")
-    ra, rb = _ranks(a), _ranks(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def _ranks(v: np.ndarray) -> np.ndarray:
-    order = np.argsort(v, kind="stable")
-    s = v[order]
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(s)) + 1))
-    ends = np.concatenate((starts[1:], [v.size]))
-    ranks = np.empty(v.size)
-    ranks[order] = np.repeat((starts + ends - 1) / 2.0, ends - starts)
-    return ranks
 
 
 def day_metrics(day: EvalDay, pred: dict[str, np.ndarray]) -> dict[str, float]:

@@ -21,19 +21,10 @@ import math
 
 import numpy as np
 
+from model.intervals import midranks
+
 GROUPS = ("general", "task", "learner")
 TASKS = ("ctr", "cvr")
-
-
-def _midranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    boundaries = np.flatnonzero(np.diff(xs)) + 1
-    starts = np.concatenate(([0], boundaries))
-    ends = np.concatenate((boundaries, [x.size]))
-    ranks = np.empty(x.size, dtype=np.float64)
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return ranks
 
 
 def spearman(x, y) -> float:
@@ -46,7 +37,7 @@ def spearman(x, y) -> float:
     a, b = a[keep], b[keep]
     if a.size < 2:
         return math.nan
-    ra, rb = _midranks(a) - (a.size + 1) / 2, _midranks(b) - (b.size + 1) / 2
+    ra, rb = midranks(a) - (a.size + 1) / 2, midranks(b) - (b.size + 1) / 2
     denom = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
     return float((ra * rb).sum() / denom) if denom > 0 else math.nan
 
