@@ -28,7 +28,7 @@ COPY monitoring ./monitoring
 COPY serving ./serving
 COPY feature_repo ./feature_repo
 # Editable: config/ and feature_repo/ are read from /opt/taml at run time.
-RUN pip install --no-deps --no-build-isolation -e . && python -c "import taml.cli, pipelines.components"
+RUN pip install --no-deps --no-build-isolation -e . && python -c "import taml.cli.main, pipelines.components"
 
 # Components are invoked by the KFP launcher (python -m kfp.dsl.executor_main ...); serving too:
 EXPOSE 8080

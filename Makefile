@@ -55,10 +55,10 @@ compile: $(STAMP)
 serve: $(STAMP)
 	$(TAML) serve --data-root $(DATA_ROOT) --artifact-root $(ARTIFACT_ROOT)
 
-# config/default.yaml is generated from the schema (taml/config.py, model/spec.py): never edit it
+# config/default.yaml is generated from the schema (taml/core/config.py, model/spec.py): never edit it
 # by hand. Written aside first, so a failing schema leaves the old file in place.
 config: $(STAMP)
-	$(PY) -m taml.config_defaults > config/default.yaml.new
+	$(PY) -m taml.core.config_defaults > config/default.yaml.new
 	mv config/default.yaml.new config/default.yaml
 
 lint: $(STAMP)

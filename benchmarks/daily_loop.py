@@ -36,8 +36,8 @@ from components.common.tables import read_table  # noqa: E402
 from components.train.run import day_status  # noqa: E402
 from pipelines.local import format_summary, run_day  # noqa: E402
 from simulator import simulate  # noqa: E402
-from taml import layout, registry  # noqa: E402
-from taml.config import load_config  # noqa: E402
+from taml.core import layout, registry  # noqa: E402
+from taml.core.config import load_config  # noqa: E402
 
 START = dt.date(2026, 11, 1)
 

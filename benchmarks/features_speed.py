@@ -32,7 +32,7 @@ from components.features import apply, feast_lookup, materialize, online_reader,
 from components.features.build import read_samples  # noqa: E402
 from components.features.synthetic import SyntheticSpec, write_history  # noqa: E402
 from components.validate import run_validation  # noqa: E402
-from taml.config import load_config  # noqa: E402
+from taml.core.config import load_config  # noqa: E402
 
 START = dt.date(2026, 11, 1)
 DAY = START + dt.timedelta(days=1)

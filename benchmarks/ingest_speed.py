@@ -44,7 +44,7 @@ def run_step(data: str, shards: int, beam_args: list[str] = (), overrides: list[
     import logging
 
     from components.ingest import run_ingest
-    from taml.config import load_config
+    from taml.core.config import load_config
 
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(overrides=[f"ingest.shards={shards}", *overrides])

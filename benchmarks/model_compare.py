@@ -33,9 +33,9 @@ import pandas as pd
 import yaml
 
 from components.common.tables import has_table, read_table
-from taml import layout, storage
-from taml.config import load_config
-from taml.errors import TamlError
+from taml.core import layout, storage
+from taml.core.config import load_config
+from taml.core.errors import TamlError
 
 ALL_MODELS = ("taml", "mlp", "mmoe", "ple", "esmm", "aitm")
 METRICS = ("ctr_auc", "cvr_auc", "ctcvr_auc")

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from taml import layout as L
-from taml.config import Config
+from taml.core import layout as L
+from taml.core.config import Config
 
 DAY = dt.date(2026, 11, 10)
 

@@ -16,7 +16,7 @@ import math
 import pandas as pd
 
 from monitoring.calibration import TASKS
-from taml import storage
+from taml.core import storage
 
 STATUS_COLOURS = {"ok": "#2e7d32", "warn": "#f9a825", "alert": "#c62828"}
 

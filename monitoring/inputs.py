@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from monitoring.calibration import CLICK, CONVERSION, LABELS, PREDICTIONS
-from taml import layout as L
-from taml import storage
-from taml.config import Config
-from taml.errors import TamlError
+from taml.core import layout as L
+from taml.core import storage
+from taml.core.config import Config
+from taml.core.errors import TamlError
 
 log = logging.getLogger(__name__)
 

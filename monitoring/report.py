@@ -24,7 +24,7 @@ from evidently.tests import lte  # noqa: E402
 from monitoring import calibration as C  # noqa: E402
 from monitoring import evidently_metrics as M  # noqa: E402
 from monitoring.inputs import FeatureColumns  # noqa: E402
-from taml.config import MonitorBounds, MonitorConfig  # noqa: E402
+from taml.core.config import MonitorBounds, MonitorConfig  # noqa: E402
 
 
 @dataclass

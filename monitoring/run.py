@@ -36,10 +36,10 @@ from monitoring.inputs import (
 )
 from monitoring.report import ExternalFigure, run_report
 from monitoring.status import Status, day_status, outcomes
-from taml import layout as L
-from taml import storage
-from taml.config import Config, MonitorBounds
-from taml.feature_repo import stats_features
+from taml.core import layout as L
+from taml.core import storage
+from taml.core.config import Config, MonitorBounds
+from taml.core.feature_repo import stats_features
 
 log = logging.getLogger(__name__)
 

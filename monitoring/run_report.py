@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring.calibration import TASKS, task_arrays
-from taml import layout, storage
+from taml.core import layout, storage
 
 REPORT_FILE = "run_report.html"
 STEPS = ("ingest", "validate", "features", "train", "evaluate", "deploy", "monitor")

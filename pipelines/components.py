@@ -2,7 +2,7 @@
 
 Every shell has the same two leading inputs, ``config`` (the resolved configuration, one string
 parameter of the pipeline) and ``date`` (the impression day D), which
-:func:`pipelines.runtime.step_context` turns into a validated :class:`~taml.config.Config` and a
+:func:`pipelines.runtime.step_context` turns into a validated :class:`~taml.core.config.Config` and a
 date; then it calls the step's plain function and turns its result into typed KFP outputs. KFP
 ships a component's *source* to the task, so every import is inside the function; the project is
 installed in the component image (``Dockerfile``) and, for local runs, in this virtualenv.
@@ -64,7 +64,7 @@ def validate(
     from collections import namedtuple
 
     from pipelines.runtime import local_copy, step_context
-    from taml import storage
+    from taml.core import storage
 
     s = step_context(config, date)
     from components.common.records import write_record

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from components.common.records import clear_records, read_records
 from pipelines.runtime import config_parameter, read_config_parameter
-from taml import layout, storage
-from taml.config import Config
+from taml.core import layout, storage
+from taml.core.config import Config
 
 
 @dataclass

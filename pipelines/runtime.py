@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from taml import layout, storage
-from taml.config import Config, ConfigError, validate
+from taml.core import layout, storage
+from taml.core.config import Config, ConfigError, validate
 
 
 def config_parameter(config: Config) -> str:

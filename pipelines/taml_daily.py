@@ -16,7 +16,7 @@ from kfp import dsl
 
 from pipelines.components import make_components
 from pipelines.runtime import config_parameter
-from taml.config import Config
+from taml.core.config import Config
 
 PIPELINE_NAME = "taml-daily"
 

@@ -10,7 +10,7 @@ import hmac
 import os
 from collections.abc import Mapping
 
-from taml.errors import TamlError
+from taml.core.errors import TamlError
 
 
 class AuthConfigError(TamlError):

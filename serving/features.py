@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from taml import storage
+from taml.core import storage
 
 log = logging.getLogger(__name__)
 

@@ -206,7 +206,7 @@ class AliasFollower:
         return result
 
     def _check(self) -> str:
-        from taml import registry
+        from taml.core import registry
 
         try:
             alias = registry.read_alias(self.artifact_root, self.model_name)
@@ -254,7 +254,7 @@ class AliasFollower:
         return "swapped"
 
     def _load(self, version: str) -> ServingModel:
-        from taml import registry
+        from taml.core import registry
 
         dest = inside(self.cache_dir, f"{check_version_name(version)}-{uuid.uuid4().hex[:8]}")
         try:

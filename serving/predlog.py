@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from taml import storage
+from taml.core import storage
 
 log = logging.getLogger(__name__)
 

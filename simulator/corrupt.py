@@ -19,7 +19,7 @@ import numpy as np
 from simulator.impressions import Draw, Outcome
 from simulator.jsonl import rfc3339
 from simulator.world import DEVICES
-from taml import layout as L
+from taml.core import layout as L
 
 HOUR_MS = 3_600_000
 

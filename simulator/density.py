@@ -10,7 +10,7 @@ rates in the configuration win over the preset.
 
 from __future__ import annotations
 
-from taml.config import SimulatorConfig
+from taml.core.config import SimulatorConfig
 
 
 def size_world(config: SimulatorConfig, impressions_per_day: int) -> SimulatorConfig:

@@ -32,10 +32,10 @@ from simulator.jsonl import (
 from simulator.profiles import item_rows, user_rows
 from simulator.scenarios import Scenario
 from simulator.world import DEVICES, STREAM_CHUNK, STREAM_CORRUPT, STREAM_PROFILE, World, rng_for
-from taml import layout as L
-from taml import storage
-from taml.config import SimulatorConfig
-from taml.errors import UsageError
+from taml.core import layout as L
+from taml.core import storage
+from taml.core.config import SimulatorConfig
+from taml.core.errors import UsageError
 
 log = logging.getLogger(__name__)
 

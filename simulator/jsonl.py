@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from taml import storage
+from taml.core import storage
 
 
 def rfc3339(day: dt.date, ms: np.ndarray) -> list[str]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from taml.config import SimulatorConfig
-from taml.errors import UsageError
+from taml.core.config import SimulatorConfig
+from taml.core.errors import UsageError
 
 SCENARIOS = ("clean", "calibration_break", "new_item_flood", "ctr_shift")
 

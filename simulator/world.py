@@ -15,7 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from simulator.scenarios import Scenario
-from taml.config import SimulatorConfig
+from taml.core.config import SimulatorConfig
 
 # Stream ids keep the generators of different purposes independent for one seed.
 STREAM_USERS = 1

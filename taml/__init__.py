@@ -1,30 +1,3 @@
-"""TAML pipeline: the `taml` command, configuration, storage and the data layout."""
+"""TAML pipeline: the core layer (``taml.core``) and the ``taml`` command (``taml.cli``)."""
 
 __version__ = "0.1.0"
-
-
-def code_revision() -> str:
-    """The git commit of this checkout (``+dirty`` when modified), or the package version."""
-    import subprocess
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return f"taml-{__version__}"

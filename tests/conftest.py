@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from taml import storage
+from taml.core import storage
 
 # Tests run on 2 shared cores: keep every library single-threaded unless a test says otherwise.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

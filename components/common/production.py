@@ -5,8 +5,8 @@ from __future__ import annotations
 import tempfile
 from typing import TYPE_CHECKING
 
-from taml import registry
-from taml.config import Config
+from taml.core import registry
+from taml.core.config import Config
 
 if TYPE_CHECKING:
     from model import LoadedModel

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from taml import layout, storage
+from taml.core import layout, storage
 
 
 def record_uri(artifact_root: str, day: dt.date | str, step: str) -> str:

@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 import pyarrow.dataset as ds
 
-from taml import layout, storage
-from taml.errors import TamlError
+from taml.core import layout, storage
+from taml.core.errors import TamlError
 
 
 class MissingTableError(TamlError):

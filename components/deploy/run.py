@@ -12,9 +12,9 @@ import numpy as np
 
 from components.common.records import write_record
 from components.common.tables import read_table
-from taml import registry, storage
-from taml.config import Config
-from taml.errors import TamlError
+from taml.core import registry, storage
+from taml.core.config import Config
+from taml.core.errors import TamlError
 
 log = logging.getLogger(__name__)
 

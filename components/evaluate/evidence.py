@@ -10,7 +10,7 @@ other, oriented so that positive means "the candidate is better":
 * calibration: |ln ratio(reference)| - |ln ratio(candidate)|, the reduction of the calibration
   error, bounded over the Poisson interval of the observed positives.
 
-Metric names are ``taml.config.GATE_METRICS``.
+Metric names are ``taml.core.config.GATE_METRICS``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from functools import cached_property
 import numpy as np
 
 from model import intervals as I
-from taml.config import GATE_AUC_METRICS, GATE_CALIBRATION_METRICS, GATE_LOG_LOSS_METRICS
+from taml.core.config import GATE_AUC_METRICS, GATE_CALIBRATION_METRICS, GATE_LOG_LOSS_METRICS
 
 _EPS = 1e-7  # the clipping of model.metrics.log_loss, so the figures agree
 

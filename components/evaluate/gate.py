@@ -29,7 +29,7 @@ import numpy as np
 
 from components.evaluate.evidence import Day, Evidence, Scores
 from model.intervals import Interval, events_to_resolve
-from taml.config import GATE_CALIBRATION_METRICS, GateRules
+from taml.core.config import GATE_CALIBRATION_METRICS, GateRules
 
 TASKS = ("ctr", "cvr", "ctcvr")
 Verdict = Literal["pass", "fail", "skipped"]

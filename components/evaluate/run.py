@@ -18,9 +18,9 @@ from components.common.records import write_record
 from components.common.tables import read_table
 from components.evaluate.evidence import Day, Scores, base_rate_scores
 from components.evaluate.gate import Blessing, ModelMetrics, judge
-from taml import layout, storage
-from taml.config import Config
-from taml.errors import TamlError
+from taml.core import layout, storage
+from taml.core.config import Config
+from taml.core.errors import TamlError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ Public API (the KFP component, ``taml features`` and the trainer call these):
   sources, apply the repo, materialize the window ending with D (online rows checked), write
   the point-in-time table of D to ``features/training/dt=D/part-00000.parquet``.
 - :func:`build_tables` (config, days, data_root=None) -> paths (read them back with
-  ``components.common.tables.read_table``; the folder is ``taml.layout.training_table_dir``).
+  ``components.common.tables.read_table``; the folder is ``taml.core.layout.training_table_dir``).
 - :func:`feature_store` / :func:`apply` (config, data_root) -> ``feast.FeatureStore``;
   :func:`ensure_applied` (config, data_root) -> bool: apply only when the definitions changed.
 - :func:`online_reader` (config, data_root) -> reader with ``lookup(user_id, item_ids)``;

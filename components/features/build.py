@@ -35,9 +35,9 @@ import pyarrow.parquet as pq
 from components.features import direct as D
 from components.features import sources as S
 from components.features.store import FeatureStoreError, apply, definitions, ensure_applied, online_db_path
-from taml import layout as L
-from taml import storage
-from taml.config import Config
+from taml.core import layout as L
+from taml.core import storage
+from taml.core.config import Config
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 from components.features import redis_store as R
 from components.features.direct import decode_value, entity_key_prefix
 from components.features.store import FeatureStoreError, definitions, feature_store, online_db_path
-from taml.config import Config
+from taml.core.config import Config
 
 _INT64 = struct.Struct("<q")
 MMAP_BYTES = 1 << 30

@@ -32,8 +32,8 @@ import numpy as np
 
 from components.features import direct as D
 from components.features.store import FeatureStoreError
-from taml.config import Config
-from taml.secrets import from_env, redact
+from taml.core.config import Config
+from taml.core.secrets import from_env, redact
 
 _TS_SECONDS, _TS_NANOS = 0x08, 0x10  # Timestamp fields 1 (seconds) and 2 (nanos), varint
 

@@ -18,12 +18,12 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from taml import layout as L
-from taml import storage
-from taml.config import Config
-from taml.errors import TamlError
-from taml.feature_repo import FEATURE_REPO, definitions
-from taml.secrets import redact
+from taml.core import layout as L
+from taml.core import storage
+from taml.core.config import Config
+from taml.core.errors import TamlError
+from taml.core.feature_repo import FEATURE_REPO, definitions
+from taml.core.secrets import redact
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -17,8 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from taml import layout as L
-from taml import storage
+from taml.core import layout as L
+from taml.core import storage
 
 UTC_US = pa.timestamp("us", tz="UTC")
 USER_ATTRS = ("gender", "age_level", "city_level", "occupation")

@@ -46,9 +46,9 @@ from components.ingest.run import (
 from components.ingest.schema import DEAD_LETTER_SCHEMA, SAMPLES_SCHEMA
 from components.ingest.splitter import LongLine
 from components.ingest.tables import from_ipc, split_by_shard, string_shard, to_ipc
-from taml import layout as L
-from taml import storage
-from taml.config import Config
+from taml.core import layout as L
+from taml.core import storage
+from taml.core.config import Config
 
 log = logging.getLogger(__name__)
 

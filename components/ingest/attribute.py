@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from components.ingest.schema import SAMPLES_SCHEMA
-from taml import layout as L
+from taml.core import layout as L
 
 US_PER_HOUR = 3_600_000_000
 

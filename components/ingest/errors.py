@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taml.errors import TamlError
+from taml.core.errors import TamlError
 
 
 class IngestError(TamlError):

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from components.ingest.schema import FLOAT, ID, ID_STR, INT, STR, TS, SourceSpec
-from taml import layout as L
+from taml.core import layout as L
 
 LINE_TOO_LONG = L.LINE_TOO_LONG
 

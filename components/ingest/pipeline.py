@@ -32,7 +32,7 @@ from components.ingest.tables import (
     to_ipc,
     write_parquet,
 )
-from taml import layout as L
+from taml.core import layout as L
 
 OWN, NEXT, LOOKUP = 0, 1, -1
 

@@ -23,10 +23,10 @@ from components.ingest.errors import BalanceError, IncompleteLabelsError, Ingest
 from components.ingest.files import Partition, classify, list_all, relative
 from components.ingest.pipeline import LOOKUP, NEXT, OWN, FileTask, Plan, build
 from components.ingest.schema import DEAD_LETTER_SCHEMA, PROFILE_SCHEMAS, SAMPLES_SCHEMA, stats_schema
-from taml import layout as L
-from taml import storage
-from taml.config import Config
-from taml.errors import TamlError
+from taml.core import layout as L
+from taml.core import storage
+from taml.core.config import Config
+from taml.core.errors import TamlError
 
 log = logging.getLogger(__name__)
 

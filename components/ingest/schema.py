@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from taml import layout as L
+from taml.core import layout as L
 
 # Field kinds. "id" and "int" are JSON integers (ids must be >= 0); "ts" an RFC 3339 string.
 ID_STR, TS, ID, INT, STR, FLOAT = "id_str", "ts", "id", "int", "str", "float"

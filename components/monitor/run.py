@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from components.common.records import write_record
 from components.evaluate import NoProductionModelError, score_served_model
 from monitoring import MonitorResult, run_monitor
-from taml.config import Config
+from taml.core.config import Config
 
 NO_MODEL = "no model"
 

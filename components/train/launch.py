@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from taml.config import Config, validate
-from taml.errors import TamlError
+from taml.core.config import Config, validate
+from taml.core.errors import TamlError
 
 if TYPE_CHECKING:
     import pandas as pd

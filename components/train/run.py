@@ -18,8 +18,9 @@ from components.common.records import write_record
 from components.common.tables import has_table, read_table
 from components.train.launch import fit_table
 from components.train.policy import DayStatus, TrainingPlan, WindowPolicy, plan_training
-from taml import code_revision, layout, storage
-from taml.config import Config
+from taml.core import layout, storage
+from taml.core.config import Config
+from taml.core.revision import code_revision
 
 log = logging.getLogger(__name__)
 

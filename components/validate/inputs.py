@@ -14,9 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from taml import layout as L
-from taml import storage
-from taml.config import ValidateConfig
+from taml.core import layout as L
+from taml.core import storage
+from taml.core.config import ValidateConfig
 
 #: Columns of curated/samples (DESIGN.md "Ingest output") and the Arrow types each may have.
 #: Integer widths are free (ingest may narrow them); the timestamp must be UTC.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 
 from components.validate.run import RESULT_FILE, Outcome, ValidationResult, _fmt
-from taml import storage
+from taml.core import storage
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222}

@@ -25,10 +25,10 @@ from components.validate.suites import (
     critical_checks,
     warning_checks,
 )
-from taml import layout as L
-from taml import storage
-from taml.config import Config, ValidateConfig
-from taml.errors import TamlError
+from taml.core import layout as L
+from taml.core import storage
+from taml.core.config import Config, ValidateConfig
+from taml.core.errors import TamlError
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import great_expectations.expectations as gxe
 
 from components.validate.inputs import LABEL_SOURCES, SAMPLE_TYPES, DayInputs
-from taml import layout as L
-from taml.config import ValidateBounds, ValidateConfig
+from taml.core import layout as L
+from taml.core.config import ValidateBounds, ValidateConfig
 
 CRITICAL = "critical"
 WARNING = "warning"

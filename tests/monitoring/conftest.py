@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from monitor_fixtures import SimHistory, write_predictions
 
-from taml.config import Config
+from taml.core.config import Config
 
 HISTORY_DAYS = 13
 IMPRESSIONS = 25_000

@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.json as paj
 
 from simulator import simulate
-from taml import layout as L
-from taml.config import SimulatorConfig
+from taml.core import layout as L
+from taml.core.config import SimulatorConfig
 
 START = dt.date(2026, 10, 1)
 # Trailing window of the fixture's stats features: shorter than the production 7 days so the

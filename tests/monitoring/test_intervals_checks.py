@@ -13,7 +13,7 @@ from model.intervals import Interval
 from monitoring import calibration as C
 from monitoring import evidently_metrics as M
 from monitoring import run_monitor
-from taml.config import Config
+from taml.core.config import Config
 
 DAY = dt.date(2026, 11, 10)
 

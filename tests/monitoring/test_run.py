@@ -13,9 +13,9 @@ import pytest
 from monitor_fixtures import synthetic_predictions, write_predictions
 
 from monitoring import MonitorInputError, run_monitor
-from taml.cli import main
-from taml.config import Config
-from taml.errors import TamlError
+from taml.cli.main import main
+from taml.core.config import Config
+from taml.core.errors import TamlError
 
 DAY = dt.date(2026, 11, 10)
 

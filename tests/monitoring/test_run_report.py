@@ -20,8 +20,8 @@ from components.validate.report import write_artifacts
 from model.metrics import auc
 from model.synthetic import make_synthetic
 from monitoring.run_report import auc_estimate, calibration_estimate, write_run_report
-from taml import layout
-from taml.config import load_config
+from taml.core import layout
+from taml.core.config import load_config
 
 D1 = dt.date(2026, 11, 1)
 DAYS = [D1 + dt.timedelta(days=i) for i in range(4)]

@@ -6,8 +6,8 @@ import yaml
 from kfp import components
 
 from pipelines.runtime import read_config_parameter
-from taml.commands.kfp_cmds import PACKAGE, compile_pipeline
-from taml.config import load_config
+from taml.cli.commands.kfp_cmds import PACKAGE, compile_pipeline
+from taml.core.config import load_config
 
 
 def test_committed_package_is_up_to_date(tmp_path: Path):
@@ -100,7 +100,7 @@ def test_deploy_follows_evaluate_and_no_condition_reads_a_sibling_output():
 
 
 def test_schedule_wraps_kfp_recurring_run_create(capsys):
-    from taml.cli import main
+    from taml.cli.main import main
 
     assert main(["schedule", "--host", "http://kfp.local", "--cron", "0 0 6 * * *", "--dry-run"]) == 0
     out = capsys.readouterr().out

@@ -10,9 +10,9 @@ import yaml
 
 from pipelines.local import child_arguments
 from pipelines.runtime import config_parameter, read_config_parameter
-from taml.cli import build_parser, config_from_args
-from taml.commands.kfp_cmds import PACKAGE, run_arguments, schedule_command, submit_request
-from taml.config import ConfigError, dump, load_config
+from taml.cli.commands.kfp_cmds import PACKAGE, run_arguments, schedule_command, submit_request
+from taml.cli.main import build_parser, config_from_args
+from taml.core.config import ConfigError, dump, load_config
 
 DAY = dt.date(2026, 11, 5)
 

@@ -18,9 +18,9 @@ import yaml
 
 from pipelines.local import format_summary, run_day
 from simulator import simulate
-from taml import layout, registry
-from taml.cli import build_parser, config_from_args
-from taml.config import SimulatorConfig
+from taml.cli.main import build_parser, config_from_args
+from taml.core import layout, registry
+from taml.core.config import SimulatorConfig
 
 pytestmark = pytest.mark.slow
 D1 = dt.date(2026, 11, 1)

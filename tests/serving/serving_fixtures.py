@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from taml import registry
-from taml.config import Config, load_config
+from taml.core import registry
+from taml.core.config import Config, load_config
 
 START = dt.date(2026, 11, 1)
 DAY = dt.date(2026, 11, 3)

@@ -11,7 +11,7 @@ import serving_fixtures as F
 
 from serving import ModelHolder
 from serving.models import AliasError, AliasFollower, check_version_name, inside
-from taml import registry
+from taml.core import registry
 
 # Each would be a folder name of the cache and a registry path: none may be followed.
 BAD_VERSIONS = [

@@ -13,7 +13,7 @@ import serving_fixtures as F
 from serving import Runtime, create_app
 from serving.auth import AuthConfigError
 from serving.features import OnlineFeatures, StaticSource
-from taml.config import load_config
+from taml.core.config import load_config
 
 TOKEN = "t0k3n-" + "x" * 26
 ENV = "TAML_TEST_SERVING_TOKEN"

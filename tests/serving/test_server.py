@@ -13,7 +13,7 @@ import serving_fixtures as F
 
 from serving import Runtime, create_app
 from serving.features import FeastOnlineSource, OnlineFeatures
-from taml import registry
+from taml.core import registry
 
 
 class CountingSource(FeastOnlineSource):
@@ -266,7 +266,7 @@ def test_rematerialized_store_refreshes_the_item_cache(world):
     import pandas as pd
 
     from components.features.synthetic import profile_table, write_parquet
-    from taml import layout as L
+    from taml.core import layout as L
 
     item = 7
     old = rt.features.items([item])[0]

@@ -16,8 +16,8 @@ from serving.features import OnlineFeatures, StaticSource
 from serving.models import AliasFollower, ModelLoadError
 from serving.runtime import resolve_port
 from serving.schemas import RequestError, parse_json, parse_predict
-from taml import registry
-from taml.config import load_config
+from taml.core import registry
+from taml.core.config import load_config
 
 
 @pytest.fixture(scope="module")

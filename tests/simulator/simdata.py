@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from taml import layout as L
-from taml.config import SimulatorConfig
+from taml.core import layout as L
+from taml.core.config import SimulatorConfig
 
 START = dt.date(2026, 11, 1)
 

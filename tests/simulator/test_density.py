@@ -6,7 +6,7 @@ from simdata import START
 
 from simulator import simulate
 from simulator.density import size_world
-from taml.config import ConfigError, SimulatorConfig, load_config
+from taml.core.config import ConfigError, SimulatorConfig, load_config
 
 
 def test_aliccp_ratios_at_any_volume():

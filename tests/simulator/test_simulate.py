@@ -15,8 +15,8 @@ from simdata import START, read_lines, read_records, small_config, truth
 from sklearn.metrics import roc_auc_score
 
 from simulator import simulate
-from taml import layout as L
-from taml.errors import UsageError
+from taml.core import layout as L
+from taml.core.errors import UsageError
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 D1, D2, D3 = START, START + dt.timedelta(days=1), START + dt.timedelta(days=2)
@@ -357,7 +357,7 @@ def test_cli_reports_bad_arguments_without_a_traceback(tmp_path):
 
 
 def test_writes_to_gcs(gcs_root):
-    from taml import storage
+    from taml.core import storage
 
     simulate(gcs_root, START, 1, 1_000, seed=2, config=small_config())
     files = storage.list_files(gcs_root)

@@ -20,8 +20,8 @@ from components.validate.report import write_artifacts
 from model import load_model_version
 from model.artifacts import WEIGHTS_FILE, weights_sha256
 from model.synthetic import make_synthetic
-from taml import layout, registry
-from taml.config import load_config
+from taml.core import layout, registry
+from taml.core.config import load_config
 
 D1 = dt.date(2026, 11, 1)
 DAYS = [D1 + dt.timedelta(days=i) for i in range(4)]

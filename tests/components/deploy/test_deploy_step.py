@@ -7,8 +7,8 @@ import pytest
 from components.common.records import read_records
 from components.deploy import run_deploy, run_deploy_step
 from components.deploy.run import DeployError
-from taml import registry, storage
-from taml.config import load_config
+from taml.core import registry, storage
+from taml.core.config import load_config
 
 DAY = dt.date(2026, 11, 3)
 

@@ -12,7 +12,7 @@ import pytest
 from components.evaluate import Scores, base_rate_scores
 from components.evaluate.gate import Blessing, ModelMetrics, RuleResult
 from components.evaluate.run import EvaluateError, EvaluateOutcome, training_base_rates
-from taml import layout
+from taml.core import layout
 
 D1 = dt.date(2026, 11, 1)
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from components.evaluate import Day, ModelMetrics, Scores, base_rate_scores, judge
-from taml.config import GateRules
+from taml.core.config import GateRules
 
 N = 30_000
 

@@ -25,7 +25,7 @@ import pytest
 from components.features import build_features, online_reader
 from components.features.store import FEATURE_REPO
 from components.features.synthetic import SyntheticSpec, write_history
-from taml.config import load_config
+from taml.core.config import load_config
 
 START = dt.date(2026, 11, 1)
 DAY = dt.date(2026, 11, 2)

@@ -41,9 +41,9 @@ from components.features.synthetic import (
     write_parquet,
 )
 from components.validate import ValidationGateError
-from taml import layout as L
-from taml.cli import main
-from taml.config import load_config
+from taml.cli.main import main
+from taml.core import layout as L
+from taml.core.config import load_config
 
 START = dt.date(2026, 11, 1)
 DAY = dt.date(2026, 11, 3)

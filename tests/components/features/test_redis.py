@@ -32,8 +32,8 @@ from components.features.build import day_end, join_views
 from components.features.online import RedisOnlineReader
 from components.features.store import FeatureStoreError
 from components.features.synthetic import SyntheticSpec, write_history
-from taml.cli import main
-from taml.config import load_config
+from taml.cli.main import main
+from taml.core.config import load_config
 
 START = dt.date(2026, 11, 1)
 DAY = dt.date(2026, 11, 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ingest_helpers import DAYS, SIM_CONFIG, START
 
-from taml.config import load_config
+from taml.core.config import load_config
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
-from taml import layout as L
-from taml import storage
-from taml.config import SimulatorConfig
+from taml.core import layout as L
+from taml.core import storage
+from taml.core.config import SimulatorConfig
 
 START = dt.date(2026, 11, 1)
 DAYS = (START, START + dt.timedelta(days=1))

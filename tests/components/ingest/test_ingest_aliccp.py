@@ -8,7 +8,7 @@ from ingest_helpers import read_dir
 
 from components.ingest import run_aliccp_ingest
 from components.ingest.aliccp import COMMON, SKELETON
-from taml import layout as L
+from taml.core import layout as L
 
 DAY = dt.date(2026, 11, 1)
 

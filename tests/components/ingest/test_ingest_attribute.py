@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from components.ingest.attribute import attribute_shard
 from components.ingest.parse import day_start_us
-from taml import layout as L
+from taml.core import layout as L
 
 D = dt.date(2026, 11, 1)
 T0 = day_start_us(D)

@@ -10,7 +10,7 @@ from ingest_helpers import START, ev, imp, write_raw
 
 from components.ingest import run_ingest
 from components.validate import run_validation
-from taml import layout as L
+from taml.core import layout as L
 
 ONE = dt.timedelta(days=1)
 D = START.isoformat()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from ingest_helpers import SIM_CONFIG, START, read_dir
 
 from components.ingest import run_ingest
-from taml import layout as L
-from taml import storage
+from taml.core import layout as L
+from taml.core import storage
 
 
 def test_ingest_reads_and_writes_gcs(gcs_root, ingest_config):

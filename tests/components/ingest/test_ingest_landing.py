@@ -9,7 +9,7 @@ from ingest_helpers import DAYS
 
 from components.ingest import run_ingest
 from components.validate import run_validation
-from taml import layout as L
+from taml.core import layout as L
 
 ONE = dt.timedelta(days=1)
 

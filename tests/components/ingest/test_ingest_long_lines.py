@@ -12,7 +12,7 @@ from components.ingest import splitter
 from components.ingest.readers import local_open, parse_file, pick_lines
 from components.ingest.schema import SPECS
 from components.ingest.splitter import LongLine, split_stream
-from taml import layout as L
+from taml.core import layout as L
 
 DAY = dt.date(2026, 11, 1)
 MAX = 300

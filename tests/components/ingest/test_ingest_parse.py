@@ -9,7 +9,7 @@ import pytest
 
 from components.ingest.parse import parse_block, parse_one, parse_timestamps, split_lines
 from components.ingest.schema import SPECS
-from taml import layout as L
+from taml.core import layout as L
 
 DAY = dt.date(2026, 11, 1)
 OK_TS = "2026-11-01T08:15:30.123Z"

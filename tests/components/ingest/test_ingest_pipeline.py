@@ -12,8 +12,8 @@ import pytest
 from ingest_helpers import DAYS, START, ev, imp, item, minimal_day, read_dir, user, write_raw
 
 from components.ingest import CorruptFileError, IncompleteLabelsError, MissingInputError, run_ingest
-from taml import layout as L
-from taml import storage
+from taml.core import layout as L
+from taml.core import storage
 
 ONE = dt.timedelta(days=1)
 
@@ -218,7 +218,7 @@ def test_all_empty_day_publishes_schema_only_files(tmp_path, ingest_config):
 
 
 def test_cli_runs_a_day_and_reports_errors_without_traceback(tmp_path, capsys):
-    from taml.cli import main
+    from taml.cli.main import main
 
     minimal_day(tmp_path, START)
     rc = main(

@@ -20,7 +20,7 @@ import pytest
 from ingest_helpers import SIM_CONFIG, START
 
 from components.ingest import run_ingest
-from taml.config import load_config
+from taml.core.config import load_config
 
 START_TIMEOUT_S = 60
 OUTPUTS = ("samples", "users", "items", "dead_letter", "user_stats", "item_stats")

@@ -10,7 +10,7 @@ import pytest
 from components.ingest.errors import CorruptFileError
 from components.ingest.readers import local_open, parse_file, pick_lines
 from components.ingest.schema import SPECS
-from taml import layout as L
+from taml.core import layout as L
 
 DAY = dt.date(2026, 11, 1)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from components.common.records import read_records
 from components.monitor import run_monitor_step
-from taml.cli import main
-from taml.config import Config
+from taml.cli.main import main
+from taml.core.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "monitoring"))  # the monitoring fixtures
 from monitor_fixtures import synthetic_predictions, write_predictions  # noqa: E402

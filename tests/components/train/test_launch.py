@@ -15,8 +15,8 @@ from components.train.launch import LaunchError, processes
 from components.validate import ValidationResult, validation_dir
 from components.validate.report import write_artifacts
 from model.synthetic import make_synthetic
-from taml import layout, registry
-from taml.config import load_config
+from taml.core import layout, registry
+from taml.core.config import load_config
 
 D1 = dt.date(2026, 11, 1)
 D2, D3 = D1 + dt.timedelta(days=1), D1 + dt.timedelta(days=2)

@@ -11,10 +11,10 @@ import pytest
 
 from components.features.synthetic import SyntheticSpec, write_history
 from components.validate import ValidationGateError, read_verdict, require_passed, run_validation
-from taml import layout as L
-from taml import storage
-from taml.cli import main
-from taml.config import load_config
+from taml.cli.main import main
+from taml.core import layout as L
+from taml.core import storage
+from taml.core.config import load_config
 
 START = dt.date(2026, 11, 1)
 DAY = dt.date(2026, 11, 4)

@@ -2,7 +2,7 @@
 
 Each value is the schema default; the ``#`` line above a key is its field description (a section
 without one falls back to its class docstring). Regenerate after changing the schema:
-``make config`` (or ``python -m taml.config_defaults > config/default.yaml``).
+``make config`` (or ``python -m taml.core.config_defaults > config/default.yaml``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from taml.config import Config
+from taml.core.config import Config
 
 HEADER = """\
 Every knob of the TAML pipeline, with its default. Profiles (local.yaml, gcp.yaml) and
@@ -23,8 +23,8 @@ overrides layer on top of this file:
   taml <command> --profile gcp --config my.yaml --set train.epochs=2
   TAML__TRAIN__EPOCHS=2 taml <command>
 Unknown keys are errors. `taml config show` prints the effective configuration.
-GENERATED from the schema (taml/config.py, model/spec.py) by `make config`: edit the
-descriptions and defaults there, then regenerate; a hand edit here fails tests/taml/test_config.py."""
+GENERATED from the schema (taml/core/config.py, model/spec.py) by `make config`: edit the
+descriptions and defaults there, then regenerate; a hand edit here fails tests/taml/core/test_config.py."""
 
 WIDTH = 100
 # Set by the loader from the profile name, never by a file.

@@ -11,10 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from taml.config import Config
-from taml.errors import UsageError
+from taml.core.config import Config
+from taml.core.errors import UsageError
 
-BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+BENCH_DIR = Path(__file__).resolve().parents[3] / "benchmarks"
 
 #: name -> script under benchmarks/; `all` runs them in this order with their defaults.
 BENCHMARKS = {

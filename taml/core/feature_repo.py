@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from taml.errors import TamlError
+from taml.core.errors import TamlError
 
-FEATURE_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
+FEATURE_REPO = Path(__file__).resolve().parents[2] / "feature_repo"
 _MODULE = "taml_feature_definitions"
 
 

@@ -25,9 +25,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from taml import storage
-from taml.errors import TamlError
-from taml.layout import registry_dir
+from taml.core import storage
+from taml.core.errors import TamlError
+from taml.core.layout import registry_dir
 
 COMPLETE_MARKER = "_COMPLETE"
 CLAIM_MARKER = "_CLAIM"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
-from taml import storage
-from taml.errors import UsageError
+from taml.core import storage
+from taml.core.errors import UsageError
 
 # --- raw sources -----------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ import argparse
 import json
 import logging
 
-from taml.config import Config
-from taml.errors import UsageError
+from taml.core.config import Config
+from taml.core.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:

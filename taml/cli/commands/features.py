@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from taml.cli import date_arg
-from taml.config import Config
-from taml.errors import UsageError
+from taml.cli.main import date_arg
+from taml.core.config import Config
+from taml.core.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taml import storage
+from taml.core import storage
 
 
 @pytest.fixture(params=["local", "gcs"])
@@ -184,7 +184,7 @@ def test_one_gcs_client_serves_storage_pandas_and_pyarrow(gcs_root, gcs_emulator
 
         gcs.Client.__init__ = refuse
         pafs.GcsFileSystem = refuse
-        from taml import storage
+        from taml.core import storage
 
         root = {gcs_root!r}
         storage.write_json(storage.join(root, "a.json"), {{"k": 1}})

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from taml import registry, storage
+from taml.core import registry, storage
 
 MODEL = "taml"
 
@@ -143,7 +143,7 @@ def test_bad_version_and_model_names_are_refused_everywhere(root, tmp_path):
 
 
 def test_the_promote_command_refuses_a_traversal_and_leaves_the_alias(tmp_path, capsys):
-    from taml.cli import main
+    from taml.cli.main import main
 
     root = str(tmp_path / "artifacts")
     registry.publish_version(root, MODEL, "v1", _model_dir(tmp_path, "v1"))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from taml.config import Config, dump
-from taml.secrets import redact
+from taml.core.config import Config, dump
+from taml.core.secrets import redact
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace, config: Config) -> int:
     if args.action == "defaults":
-        from taml.config_defaults import render_defaults
+        from taml.core.config_defaults import render_defaults
 
         print(render_defaults(), end="")
         return 0

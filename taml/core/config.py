@@ -19,9 +19,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model.spec import FeatureSpec, ModelConfig, TrainConfig, default_feature_spec
-from taml.secrets import redact
+from taml.core.secrets import redact
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 ENV_PREFIX = "TAML__"
 PROFILE_ENV = "TAML_PROFILE"
 

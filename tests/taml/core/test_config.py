@@ -5,7 +5,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from taml.config import CONFIG_DIR, Config, ConfigError, load_config
+from taml.core.config import CONFIG_DIR, Config, ConfigError, load_config
 
 
 def test_defaults_load_with_local_profile():
@@ -116,7 +116,7 @@ def test_default_yaml_documents_every_knob_with_the_schema_default():
 
 
 def test_default_yaml_is_the_text_generated_from_the_schema():
-    from taml.config_defaults import render_defaults
+    from taml.core.config_defaults import render_defaults
 
     assert (CONFIG_DIR / "default.yaml").read_text() == render_defaults(), (
         "config/default.yaml is generated from the schema: run `make config`"
@@ -128,7 +128,7 @@ def test_generator_writes_every_kind_of_value_and_refuses_an_undocumented_knob()
 
     from pydantic import Field
 
-    from taml.config_defaults import UndocumentedKnob, render_defaults
+    from taml.core.config_defaults import UndocumentedKnob, render_defaults
 
     class Item(BaseModel):
         name: str = Field(description="Name.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from taml.config import Config
+from taml.core.config import Config
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:

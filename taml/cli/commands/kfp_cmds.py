@@ -7,11 +7,11 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from taml.cli import date_arg
-from taml.config import Config
+from taml.cli.main import date_arg
+from taml.core.config import Config
 
 SCHEDULED_TIME_MACRO = "[[ScheduledTime.2006-01-02]]"
-PACKAGE = Path(__file__).resolve().parents[2] / "pipelines" / "taml_daily.yaml"
+PACKAGE = Path(__file__).resolve().parents[3] / "pipelines" / "taml_daily.yaml"
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -113,7 +113,7 @@ def schedule_command(args: argparse.Namespace, config: Config) -> list[str]:
 def schedule(args: argparse.Namespace, config: Config) -> int:
     fields = args.cron.split()
     if len(fields) != 6:
-        from taml.errors import UsageError
+        from taml.core.errors import UsageError
 
         raise UsageError(f"--cron needs 6 fields, seconds first (got {len(fields)}: {args.cron!r})")
     cmd = schedule_command(args, config)

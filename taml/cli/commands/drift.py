@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from taml.cli import date_arg
-from taml.config import Config
+from taml.cli.main import date_arg
+from taml.core.config import Config
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:

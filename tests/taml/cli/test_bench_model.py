@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from taml.errors import TamlError
+from taml.core.errors import TamlError
 
-_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "model_compare.py"
+_SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "model_compare.py"
 _spec = importlib.util.spec_from_file_location("model_compare", _SCRIPT)
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)

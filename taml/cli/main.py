@@ -1,7 +1,7 @@
 """The ``taml`` command: one sub-command per step, each a thin shell over a plain function.
 
 Every sub-command takes the common options (``--config``, ``--profile``, ``--set``,
-``--data-root``, ``--artifact-root``); each lives in ``taml/commands/<name>.py`` and exposes
+``--data-root``, ``--artifact-root``); each lives in ``taml/cli/commands/<name>.py`` and exposes
 ``register(subparsers)``, which sets ``handler(args, config) -> int``.
 """
 
@@ -12,8 +12,8 @@ import importlib
 import logging
 import sys
 
-from taml.config import Config, ConfigError, load_config
-from taml.errors import TamlError
+from taml.core.config import Config, ConfigError, load_config
+from taml.core.errors import TamlError
 
 #: Modules under taml/commands, in the order `taml --help` lists them.
 COMMANDS = (
@@ -36,8 +36,8 @@ OWN_LOGGERS = ("taml", "simulator", "components", "pipelines", "model", "serving
 
 def date_arg(value: str):
     """argparse type for YYYY-MM-DD that reports what was expected."""
-    from taml.errors import UsageError
-    from taml.layout import parse_date
+    from taml.core.errors import UsageError
+    from taml.core.layout import parse_date
 
     try:
         return parse_date(value)
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parent = common_options()
     for name in COMMANDS:
-        importlib.import_module(f"taml.commands.{name}").register(sub, parent)
+        importlib.import_module(f"taml.cli.commands.{name}").register(sub, parent)
     return parser
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "daily_loop.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "daily_loop.py"
 spec = importlib.util.spec_from_file_location("daily_loop", SCRIPT)
 daily_loop = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(daily_loop)
@@ -77,8 +77,8 @@ def test_days_are_scored_against_the_truth_for_every_model(tmp_path):
     from components.validate import ValidationResult, validation_dir
     from components.validate.report import write_artifacts
     from model.synthetic import make_synthetic
-    from taml import layout
-    from taml.config import load_config
+    from taml.core import layout
+    from taml.core.config import load_config
 
     data, artifacts = str(tmp_path / "data"), str(tmp_path / "artifacts")
     days = [dt.date(2026, 11, 1) + dt.timedelta(days=i) for i in range(4)]

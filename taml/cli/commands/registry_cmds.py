@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from taml import registry
-from taml.config import Config
+from taml.core import registry
+from taml.core.config import Config
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:

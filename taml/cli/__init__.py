@@ -1,0 +1,1 @@
+"""The top layer: the ``taml`` command (``taml.cli.main``) and its sub-commands."""

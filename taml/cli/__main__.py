@@ -1,0 +1,5 @@
+import sys
+
+from taml.cli.main import main
+
+sys.exit(main())
