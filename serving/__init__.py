@@ -37,7 +37,7 @@ _EXPORTS = {
     "log_root": "serving.predlog",
     "Runtime": "serving.runtime",
     "resolve_port": "serving.runtime",
-    "serve": "serving.runtime",
+    "serve": "serving.app",
     "Instance": "serving.schemas",
     "RankRequest": "serving.schemas",
     "RequestError": "serving.schemas",

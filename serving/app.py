@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -27,11 +27,9 @@ from serving import v2
 from serving.auth import authorized
 from serving.body import parse_json, read_body
 from serving.features import FeatureSourceUnavailable
+from serving.runtime import Runtime, uvicorn_options
 from serving.schemas import RequestError, parse_predict, parse_rank
 from serving.service import NotReady
-
-if TYPE_CHECKING:
-    from serving.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -227,3 +225,12 @@ def create_app(runtime: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def serve(config, data_root: str, artifact_root: str, port: int, host: str | None = None) -> None:
+    """Run the server until SIGINT/SIGTERM (uvicorn handles both and drains requests)."""
+    import uvicorn
+
+    runtime = Runtime(config, data_root, artifact_root)
+    app = create_app(runtime)
+    uvicorn.run(app, **uvicorn_options(config, host, port))

@@ -2,7 +2,8 @@
 
 Background work (none of it on the request path): the alias follower (``poll_interval_s``), the
 store watcher that drops the item cache after a re-materialization (``store_check_interval_s``),
-and the prediction log writer.
+and the prediction log writer. ``serving.app`` builds the HTTP face on a runtime (and ``serve``
+runs it); this module never imports the app, so the two do not import each other.
 """
 
 from __future__ import annotations
@@ -93,17 +94,6 @@ def resolve_port(config, cli_port: int | None, env: Mapping[str, str] | None = N
     if env.get("AIP_HTTP_PORT"):
         return int(env["AIP_HTTP_PORT"])
     return config.serving.port
-
-
-def serve(config, data_root: str, artifact_root: str, port: int, host: str | None = None) -> None:
-    """Run the server until SIGINT/SIGTERM (uvicorn handles both and drains requests)."""
-    import uvicorn
-
-    from serving.app import create_app
-
-    runtime = Runtime(config, data_root, artifact_root)
-    app = create_app(runtime)
-    uvicorn.run(app, **uvicorn_options(config, host, port))
 
 
 def uvicorn_options(config, host: str | None, port: int) -> dict[str, Any]:

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    from serving.runtime import resolve_port, serve
+    from serving.app import serve
+    from serving.runtime import resolve_port
 
     port = resolve_port(config, args.port)
     s = config.serving
