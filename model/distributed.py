@@ -6,18 +6,14 @@ the sparse embedding gradients are gathered from all ranks by :func:`sync_sparse
 no sparse all-reduce, so DDP is told to ignore those weights). Each rank's loss is scaled by
 ``world · n_local / n_global`` so that averaging equals the gradient of the global batch mean.
 
-Run a training job on several processes with::
-
-    torchrun --nproc_per_node=2 -m model.distributed --data data.npz --out DIR [--config train.json]
+The trainer (``model.trainer``) calls these; the ``torchrun`` entry point that runs a training job
+on several processes is ``model.torchrun`` (it imports the trainer, which imports this module).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -116,55 +112,3 @@ def sync_sparse_grads(params: list[nn.Parameter], info: DistInfo) -> None:
 def barrier(info: DistInfo) -> None:
     if info.active:
         dist.barrier()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """torchrun entry point: train on an .npz (x, click, conversion, sizes) and save the final weights."""
-    from safetensors.torch import save_file
-
-    from model.registry import build_model
-    from model.spec import ModelConfig, TrainConfig
-    from model.trainer import train
-
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help=".npz with x [N, F] int64, click, conversion, sizes")
-    ap.add_argument("--out", required=True, help="folder for weights.safetensors and result.json (rank 0)")
-    ap.add_argument("--model-config", help="JSON file of a ModelConfig")
-    ap.add_argument("--train-config", help="JSON file of a TrainConfig")
-    ap.add_argument("--checkpoint-dir", help="resumable checkpoints")
-    args = ap.parse_args(argv)
-
-    info = init_from_env()
-    import numpy as np
-
-    data = np.load(args.data)
-    model_cfg = (
-        ModelConfig.model_validate_json(Path(args.model_config).read_text())
-        if args.model_config
-        else ModelConfig()
-    )
-    train_cfg = (
-        TrainConfig.model_validate_json(Path(args.train_config).read_text())
-        if args.train_config
-        else TrainConfig()
-    )
-    torch.manual_seed(train_cfg.seed)
-    model = build_model(model_cfg, data["sizes"].tolist())
-    result = train(
-        model, data["x"], data["click"], data["conversion"], train_cfg, checkpoint_dir=args.checkpoint_dir
-    )
-    if info.is_main:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-            out / "weights.safetensors",
-        )
-        (out / "result.json").write_text(json.dumps(result.summary(), indent=2))
-    barrier(info)
-    if info.active:
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main()

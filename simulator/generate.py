@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from simulator import corrupt as C
 from simulator.density import size_world
-from simulator.impressions import MS_PER_DAY, draw_impressions, outcomes
+from simulator.impressions import MS_PER_DAY, calibrate, draw_impressions, outcomes
 from simulator.jsonl import (
     click_lines,
     conversion_lines,
@@ -120,7 +120,7 @@ def simulate(
         config.target_ctr,
         config.target_cvr,
     )
-    world = World(config, seed, scen)
+    world = calibrate(World(config, seed, scen))
     summary = SimulationSummary(data_root, world=config)
     for i, day in enumerate(L.day_range(start, days)):
         t0 = time.perf_counter()

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.world import DEVICE_SHARE, DEVICES, Items, World
+from simulator.world import DEVICE_SHARE, DEVICES, STREAM_CALIBRATION, Items, World, rng_for
 
 SECONDS_PER_DAY = 86_400
 MS_PER_DAY = SECONDS_PER_DAY * 1000
+# Impressions drawn to calibrate a world: enough that the solved offsets move the realised CTR
+# and CVR by far less than a day's sampling noise.
+CALIBRATION_IMPRESSIONS = 50_000
 
 
 @dataclass
@@ -87,6 +90,20 @@ def draw_impressions(
 def _by_weight(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
     cdf = np.cumsum(weights)
     return np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), len(weights) - 1)
+
+
+def calibrate(world: World) -> World:
+    """``world`` with its global offsets solved so that it meets the target CTR and post-click CVR
+    on traffic drawn like day 0's (without the scenario); returns the same object."""
+    rng = rng_for(world.seed, STREAM_CALIBRATION)
+    day_index = 0
+    items = world.items_alive(day_index)
+    draw = draw_impressions(world, items, day_index, CALIBRATION_IMPRESSIONS, rng, include_scenario=False)
+    click, conv = world.logits(
+        draw.users, items, draw.item_rows, draw.position, draw.device, draw.hour, day_index
+    )
+    world.set_offsets(click, conv)
+    return world
 
 
 def outcomes(world: World, items: Items, draw: Draw, day_index: int, rng: np.random.Generator) -> Outcome:

@@ -22,7 +22,7 @@ STREAM_USERS = 1
 STREAM_CATEGORIES = 2
 STREAM_BASE_ITEMS = 3
 STREAM_ITEM_BLOCK = 4
-STREAM_CALIBRATION = 5
+STREAM_CALIBRATION = 5  # simulator.impressions.calibrate
 STREAM_CHUNK = 6
 STREAM_PROFILE = 7
 STREAM_CORRUPT = 8
@@ -111,8 +111,9 @@ class World:
             rng_for(seed, STREAM_BASE_ITEMS), config.base_items, first_id=0, born=-1
         )
         self.block_size = math.ceil(config.new_items_per_day * scenario.max_new_item_multiplier(config))
+        # Offsets 0 until ``simulator.impressions.calibrate`` solves them on drawn traffic (the
+        # draw lives there, and it needs a world: so the world does not calibrate itself).
         self.bias_click, self.bias_conv = 0.0, 0.0
-        self._calibrate()
 
     # --- time -------------------------------------------------------------------------------
 
@@ -245,17 +246,9 @@ class World:
         )
         return click, conv
 
-    def _calibrate(self) -> None:
-        """Solve the two global offsets so the world meets the target CTR and post-click CVR."""
-        from simulator.impressions import draw_impressions  # local: impressions imports world
-
-        rng = rng_for(self.seed, STREAM_CALIBRATION)
-        day_index = 0
-        items = self.items_alive(day_index)
-        draw = draw_impressions(self, items, day_index, 50_000, rng, include_scenario=False)
-        click, conv = self.logits(
-            draw.users, items, draw.item_rows, draw.position, draw.device, draw.hour, day_index
-        )
+    def set_offsets(self, click: np.ndarray, conv: np.ndarray) -> None:
+        """Solve the two global offsets so that these logits (of a sample of traffic, drawn by
+        ``simulator.impressions.calibrate``) meet the target CTR and post-click CVR."""
         self.bias_click = _solve_offset(click, self.cfg.target_ctr)
         p_click = _sigmoid(click + self.bias_click)
         self.bias_conv = _solve_offset(conv, self.cfg.target_cvr, weights=p_click)

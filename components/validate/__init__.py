@@ -10,10 +10,9 @@ Public API (the KFP component and ``taml validate`` call these):
   steps use; the latter raises :class:`ValidationGateError` unless the day passed.
 """
 
+from components.validate.result import Outcome, ValidationResult
 from components.validate.run import (
-    Outcome,
     ValidationGateError,
-    ValidationResult,
     read_verdict,
     require_passed,
     run_validation,

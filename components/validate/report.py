@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from components.validate.run import RESULT_FILE, Outcome, ValidationResult, _fmt
+from components.validate.result import RESULT_FILE, Outcome, ValidationResult, fmt
 from taml.core import storage
 
 _CSS = """
@@ -78,8 +78,8 @@ def render_html(result: ValidationResult) -> str:
         for o in sorted(outcomes, key=lambda o: o.success):
             parts.append(
                 f"<tr class='{'' if o.success else bad}'><td><code>{html.escape(o.name)}</code></td>"
-                f"<td>{_verdict(o)}</td><td>{html.escape(_fmt(o.observed))}{html.escape(_err(o))}</td>"
-                f"<td>{html.escape(_fmt(o.expected))}</td><td>{html.escape(o.description)}</td>"
+                f"<td>{_verdict(o)}</td><td>{html.escape(fmt(o.observed))}{html.escape(_err(o))}</td>"
+                f"<td>{html.escape(fmt(o.expected))}</td><td>{html.escape(o.description)}</td>"
                 f"<td><code>{html.escape(o.expectation)}</code></td></tr>"
             )
         parts.append("</table>")
@@ -100,4 +100,4 @@ def _err(o: Outcome) -> str:
 
 
 def _cell(v) -> str:
-    return _fmt(v).replace("|", "\\|")
+    return fmt(v).replace("|", "\\|")

@@ -6,12 +6,13 @@ import datetime as dt
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from components.validate import inputs as I
+from components.validate.report import write_artifacts
+from components.validate.result import RESULT_FILE, Outcome, ValidationResult
 from components.validate.suites import (
     CRITICAL,
     DAY,
@@ -32,72 +33,9 @@ from taml.core.errors import TamlError
 
 log = logging.getLogger(__name__)
 
-RESULT_FILE = "result.json"
-
 
 class ValidationGateError(TamlError):
     """A day's validation failed or never ran, so downstream steps must not use it."""
-
-
-@dataclass
-class Outcome:
-    """One expectation's verdict: what was checked, what was seen, what was wanted."""
-
-    suite: str
-    name: str
-    expectation: str
-    description: str
-    success: bool
-    observed: Any
-    expected: dict[str, Any]
-    error: str | None = None
-
-    def message(self) -> str:
-        verdict = "ok" if self.success else "FAILED"
-        text = f"[{self.suite}] {self.name} {verdict}: {self.description}; observed {_fmt(self.observed)}"
-        text += f", expected {_fmt(self.expected)} ({self.expectation})"
-        return text + (f"; error: {self.error}" if self.error else "")
-
-
-@dataclass
-class ValidationResult:
-    """``critical`` and ``warnings`` hold every outcome of their suite (passed ones included)."""
-
-    date: str
-    passed: bool
-    critical: list[Outcome]
-    warnings: list[Outcome]
-    skipped: list[str] = field(default_factory=list)
-    rows: int = 0
-    out_dir: str = ""
-    seconds: float = 0.0
-
-    @property
-    def failed_critical(self) -> list[Outcome]:
-        return [o for o in self.critical if not o.success]
-
-    @property
-    def failed_warnings(self) -> list[Outcome]:
-        return [o for o in self.warnings if not o.success]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["failed_critical"] = [o.name for o in self.failed_critical]
-        d["failed_warnings"] = [o.name for o in self.failed_warnings]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ValidationResult:
-        return cls(
-            date=d["date"],
-            passed=bool(d["passed"]),
-            critical=[Outcome(**o) for o in d.get("critical", [])],
-            warnings=[Outcome(**o) for o in d.get("warnings", [])],
-            skipped=list(d.get("skipped", [])),
-            rows=int(d.get("rows", 0)),
-            out_dir=d.get("out_dir", ""),
-            seconds=float(d.get("seconds", 0.0)),
-        )
 
 
 def validation_dir(artifact_root: str, day: dt.date | str) -> str:
@@ -143,8 +81,6 @@ def run_validation(
     )
     result.passed = not result.failed_critical
     result.seconds = round(time.perf_counter() - t0, 3)
-    from components.validate.report import write_artifacts
-
     write_artifacts(result, out_dir)
     for o in result.failed_critical:
         log.error("%s", o.message())
@@ -289,11 +225,3 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, dt.datetime | dt.date | pd.Timestamp):
         return v.isoformat()
     return v
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items()) + "}"
-    return str(v)

@@ -32,7 +32,7 @@ def test_two_processes_equal_one(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "model.distributed", "--data", str(tmp_path / "data.npz"), "--out", str(tmp_path / "out"),
+        "-m", "model.torchrun", "--data", str(tmp_path / "data.npz"), "--out", str(tmp_path / "out"),
         "--train-config", str(tmp_path / "train.json"),
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
