@@ -20,9 +20,11 @@ import datetime as dt
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,7 +38,8 @@ from components.common.tables import read_table  # noqa: E402
 from components.train.run import day_status  # noqa: E402
 from pipelines.local import format_summary, run_day  # noqa: E402
 from simulator import simulate  # noqa: E402
-from taml.core import layout, registry  # noqa: E402
+from simulator.density import size_world  # noqa: E402
+from taml.core import layout, registry, storage  # noqa: E402
 from taml.core.config import load_config  # noqa: E402
 
 START = dt.date(2026, 11, 1)
@@ -67,6 +70,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="bench-out/daily_loop.json", help="JSON result")
     p.add_argument("--png", default="bench-out/daily_loop.png", help="per-day curves")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="config override")
+    p.add_argument(
+        "--score-only",
+        action="store_true",
+        help="score the run of this benchmark in --work (same arguments; finished, or still going: "
+        "each day is scored once it has run) instead of simulating and running the pipeline",
+    )
+    p.add_argument(
+        "--wait-minutes",
+        type=float,
+        default=30,
+        help="--score-only: stop when the next day has not finished within this many minutes",
+    )
     return p.parse_args(argv)
 
 
@@ -122,7 +137,10 @@ class Models:
 
 
 def full_retrain(config, data_root: str, artifact_root: str, day: dt.date, first: dt.date):
-    """A cold start on every validated day from ``first`` to D−1 (what a nightly full retrain gives)."""
+    """A cold start on every validated day from ``first`` to D−1 (what a nightly full retrain gives).
+
+    Returns (FitResult or None, the days used, the seconds the fit took).
+    """
     from model import fit
 
     days = [
@@ -131,12 +149,13 @@ def full_retrain(config, data_root: str, artifact_root: str, day: dt.date, first
         if day_status(config, data_root, artifact_root, first + dt.timedelta(days=i)).usable
     ]
     if len(days) < config.pipeline.cold_start_days:
-        return None, days
+        return None, days, 0.0
     frames = [read_table(data_root, [d]) for d in days]
     row_days = np.repeat([d.isoformat() for d in days], [len(f) for f in frames])
     table = pd.concat(frames, ignore_index=True)
+    t0 = time.perf_counter()
     result = fit(table, config.feature_spec, config.model, config.train, row_days=row_days)
-    return result, days
+    return result, days, time.perf_counter() - t0
 
 
 def as_loaded(result, name: str):
@@ -154,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     work = Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
     data, artifacts = str(work / "data"), str(work / "artifacts")
     overrides = ["train.progress=false", *args.overrides]
     config = load_config(
@@ -162,52 +180,40 @@ def main(argv: list[str] | None = None) -> int:
     )
     days = [START + dt.timedelta(days=i) for i in range(args.days)]
     scenario_day = days[args.scenario_day] if args.scenario != "clean" else None
-    t0 = time.perf_counter()
     sim_cfg = config.simulator.model_copy(update={"density": args.density})
-    world = simulate(
-        data,
-        START,
-        args.days + 1,
-        args.impressions,
-        args.seed,
-        scenario=args.scenario,
-        scenario_day=scenario_day,
-        config=sim_cfg,
-    ).world
-    t_sim = time.perf_counter() - t0
-    print(
-        f"simulated {args.days + 1} days x {args.impressions:,} impressions ({world.users:,} users, "
-        f"{world.base_items:,} items) in {t_sim:.0f} s; scenario {args.scenario} from {scenario_day}",
-        flush=True,
-    )
+    world = size_world(sim_cfg, args.impressions)
+    pipeline: Pipeline | FollowedRun
+    if args.score_only:
+        pipeline = FollowedRun(work, artifacts, args.wait_minutes * 60)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        pipeline = Pipeline(config, work, simulate_history(args, data, scenario_day, sim_cfg))
+        # the pipeline runs day after day in child processes while this process scores the
+        # days already finished (scoring day D needs only D's run and the tables before D)
+        pipeline.start(days)
 
-    runs = []
     t0 = time.perf_counter()
-    for day in days:
-        run = run_day(config, day, overrides)
-        runs.append(run)
-        rec = run.records
-        print(
-            f"  {day}: {'ok' if run.ok else 'FAILED'} {run.seconds:.0f} s, train "
-            f"{(rec.get('train') or {}).get('mode', '-')}, blessed {(rec.get('evaluate') or {}).get('blessed')}",
-            flush=True,
-        )
-        if not run.ok:
-            break
-    t_pipe = time.perf_counter() - t0
-    print(format_summary(runs, artifacts))
-
-    rows = evaluate_days(config, data, artifacts, [r.date for r in runs], scenario_day)
+    rows = evaluate_days(config, data, artifacts, days, scenario_day, ready=pipeline.wait)
+    summary = pipeline.summary()
+    seconds = {d["date"]: d["seconds"] for d in summary["days"]}
+    for row in rows:
+        row["pipeline_seconds"] = seconds.get(row["date"])
     targets = judge(rows, scenario_day, args.tolerance_auc, args.tolerance_logloss)
     result = {
         "args": vars(args),
         "world": {
             "users": world.users,
             "base_items": world.base_items,
+            "new_items_per_day": world.new_items_per_day,
             "target_ctr": world.target_ctr,
             "target_cvr": world.target_cvr,
         },
-        "seconds": {"simulate": round(t_sim, 1), "pipeline": round(t_pipe, 1)},
+        "seconds": {
+            "simulate": summary["simulate_seconds"],
+            "pipeline": summary["pipeline_seconds"],
+            "pipeline_and_scoring": round(time.perf_counter() - t0, 1),
+        },
+        "load_average": list(os.getloadavg()),
         "days": rows,
         "targets": targets,
     }
@@ -219,12 +225,131 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def evaluate_days(config, data: str, artifacts: str, days: list[dt.date], scenario_day) -> list[dict]:
+PIPELINE_JSON = "pipeline.json"  # in --work: each day's pipeline seconds, for --score-only
+
+
+def simulate_history(args, data: str, scenario_day, sim_cfg) -> float:
+    """Simulate the history (one day more than the pipeline runs: D's labels need D+1); returns seconds."""
+    t0 = time.perf_counter()
+    world = simulate(
+        data,
+        START,
+        args.days + 1,
+        args.impressions,
+        args.seed,
+        scenario=args.scenario,
+        scenario_day=scenario_day,
+        config=sim_cfg,
+    ).world
+    seconds = time.perf_counter() - t0
+    print(
+        f"simulated {args.days + 1} days x {args.impressions:,} impressions ({world.users:,} users, "
+        f"{world.base_items:,} items) in {seconds:.0f} s; scenario {args.scenario} from {scenario_day}",
+        flush=True,
+    )
+    return seconds
+
+
+class Pipeline:
+    """Runs every day through the pipeline on a thread (run_day waits on a child process), stopping
+    at the first failed day; ``wait(day)`` blocks until that day has run."""
+
+    def __init__(self, config, work: Path, simulate_seconds: float):
+        self.config, self.work, self.simulate_seconds = config, work, simulate_seconds
+        self.runs: list = []
+        self.finished = False
+        self.seconds = 0.0
+        self.cond = threading.Condition()
+
+    def start(self, days: list[dt.date]) -> None:
+        self.thread = threading.Thread(target=self._run, args=(days,), daemon=True)
+        self.thread.start()
+
+    def _run(self, days: list[dt.date]) -> None:
+        t0 = time.perf_counter()
+        try:
+            for day in days:
+                run = run_day(self.config, day)
+                rec = run.records
+                print(
+                    f"  {day}: {'ok' if run.ok else 'FAILED'} {run.seconds:.0f} s, train "
+                    f"{(rec.get('train') or {}).get('mode', '-')}, "
+                    f"blessed {(rec.get('evaluate') or {}).get('blessed')}",
+                    flush=True,
+                )
+                with self.cond:
+                    self.runs.append(run)
+                    self.cond.notify_all()
+                if not run.ok:
+                    break
+        finally:
+            with self.cond:
+                self.finished, self.seconds = True, time.perf_counter() - t0
+                self.cond.notify_all()
+
+    def wait(self, day: dt.date) -> bool:
+        with self.cond:
+            self.cond.wait_for(lambda: self.finished or any(r.date == day for r in self.runs))
+            return any(r.date == day for r in self.runs)
+
+    def summary(self) -> dict:
+        self.thread.join()
+        print(format_summary(self.runs, self.config.paths.artifact_root))
+        out = {
+            "simulate_seconds": round(self.simulate_seconds, 1),
+            "pipeline_seconds": round(self.seconds, 1),
+            "days": [
+                {"date": r.date.isoformat(), "ok": r.ok, "seconds": round(r.seconds, 1)} for r in self.runs
+            ],
+        }
+        (self.work / PIPELINE_JSON).write_text(json.dumps(out, indent=2) + "\n")
+        return out
+
+
+class FollowedRun:
+    """A run of this benchmark in --work, finished or still going (--score-only): a day is done
+    once run_day has copied the child's log into the day's run folder."""
+
+    POLL_SECONDS = 15  # a day takes minutes; a check every 15 s costs nothing
+
+    def __init__(self, work: Path, artifacts: str, wait_seconds: float):
+        self.work, self.artifacts, self.wait_seconds = work, artifacts, wait_seconds
+        self.done: list[dt.date] = []
+
+    def _finished(self) -> dict | None:
+        path = self.work / PIPELINE_JSON
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def wait(self, day: dt.date) -> bool:
+        log = storage.join(layout.run_dir(self.artifacts, "runs", day), "kfp-local.log")
+        deadline = time.monotonic() + self.wait_seconds
+        while not storage.exists(log):
+            finished = self._finished()
+            if finished is not None or time.monotonic() > deadline:
+                return finished is not None and day.isoformat() in {d["date"] for d in finished["days"]}
+            time.sleep(self.POLL_SECONDS)
+        self.done.append(day)
+        return True
+
+    def summary(self) -> dict:
+        return self._finished() or {
+            "simulate_seconds": None,
+            "pipeline_seconds": None,
+            "days": [{"date": d.isoformat(), "ok": True, "seconds": None} for d in self.done],
+        }
+
+
+def evaluate_days(
+    config, data: str, artifacts: str, days: list[dt.date], scenario_day, ready=lambda day: True
+) -> list[dict]:
+    """Each day's row; ``ready(day)`` blocks until the pipeline has run the day (False: it never will)."""
     name, batch = config.pipeline.model_name, config.train.eval_batch_size
     rows, frozen_version, first = [], None, days[0]
     with tempfile.TemporaryDirectory(prefix="taml-bench-daily-") as tmp:
         models = Models(artifacts, name, Path(tmp))
         for day in days:
+            if not ready(day):
+                break
             rec = read_records(artifacts, day)
             tr, ev, dep, mon, val = (
                 rec.get(k) or {} for k in ("train", "evaluate", "deploy", "monitor", "validate")
@@ -235,6 +360,13 @@ def evaluate_days(config, data: str, artifacts: str, days: list[dt.date], scenar
                 "validation": val.get("passed"),
                 "train": tr.get("mode") if tr.get("trained") else "-",
                 "train_days": len(tr.get("days") or []),
+                # training cost: rows passed through the model (window rows x epochs) and seconds
+                "train_samples": tr.get("samples", 0) * config.train.epochs if tr.get("trained") else 0,
+                "train_seconds": (
+                    round(tr["samples"] * config.train.epochs / tr["samples_per_s"], 1)
+                    if tr.get("trained") and tr.get("samples_per_s")
+                    else 0.0
+                ),
                 "blessed": bool(ev.get("blessed")),
                 "failed_rules": ev.get("failed_rules", []),
                 "alert": mon.get("status"),
@@ -257,9 +389,11 @@ def evaluate_days(config, data: str, artifacts: str, days: list[dt.date], scenar
             if frozen_version is not None:
                 row["frozen"] = frozen_version
                 row["frozen_truth"] = vs_truth(models.version(frozen_version), table, truth, batch)
-            fitted, used = full_retrain(config, data, artifacts, day, first)
+            fitted, used, seconds = full_retrain(config, data, artifacts, day, first)
             if fitted is not None:
                 row["full_retrain_days"] = len(used)
+                row["full_retrain_samples"] = fitted.result.samples
+                row["full_retrain_seconds"] = round(seconds, 1)
                 row["full_retrain_truth"] = vs_truth(as_loaded(fitted, "full-retrain"), table, truth, batch)
             if dep.get("version") and frozen_version is None:
                 frozen_version = dep["version"]
@@ -287,6 +421,20 @@ def judge(rows: list[dict], scenario_day, tol_auc: float, tol_ll: float) -> dict
         None if not scen else bool(not scen[0]["blessed"] or scen[0]["alert"] in ("warn", "alert"))
     )
     clean_alerts = [r["date"] for r in rows if not r["scenario"] and r["alert"] == "alert"]
+    clean_warnings = [r["date"] for r in rows if not r["scenario"] and r["alert"] == "warn"]
+    # training cost of the daily loop (its candidates' windows) against a nightly full retrain,
+    # over the days the full retrain exists (it needs cold_start_days first)
+    costed = [r for r in rows if r.get("full_retrain_samples")]
+    cost = {
+        "days": len(costed),
+        "loop_samples": sum(r.get("train_samples", 0) for r in costed),
+        "full_retrain_samples": sum(r["full_retrain_samples"] for r in costed),
+        "loop_seconds": round(sum(r.get("train_seconds", 0.0) for r in costed), 1),
+        "full_retrain_seconds": round(sum(r.get("full_retrain_seconds", 0.0) for r in costed), 1),
+    }
+    cost["samples_ratio"] = (
+        cost["loop_samples"] / cost["full_retrain_samples"] if cost["full_retrain_samples"] else None
+    )
     last = next((r for r in reversed(rows) if "production_truth" in r), None)
     final = {}
     if last is not None:
@@ -305,6 +453,8 @@ def judge(rows: list[dict], scenario_day, tol_auc: float, tol_ll: float) -> dict
         "rejected_no_worse_ok": (len(rejected_no_worse) <= 0.1 * len(no_worse)) if no_worse else None,
         "scenario_day_rejected_or_alerted": scenario_caught,
         "alerts_before_scenario": clean_alerts,
+        "warnings_before_scenario": clean_warnings,
+        "training_cost": cost,
         "final_ctcvr_eauc": final,
         "final_above_frozen": _gt(final.get("production"), final.get("frozen")),
         "final_within_0_01_of_full_retrain": (

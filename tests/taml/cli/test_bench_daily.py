@@ -30,7 +30,17 @@ def test_judge_counts_worse_blessings_wrong_rejections_and_the_scenario():
         row("2026-11-04", True, cand=truth(0.70)),  # first deployment: nothing to compare with
         row("2026-11-05", True, cand=truth(0.71), prod=truth(0.70)),
         row("2026-11-06", True, cand=truth(0.69), prod=truth(0.71)),  # worse by 0.02, blessed
-        row("2026-11-07", False, cand=truth(0.712), prod=truth(0.71)),  # no worse, rejected
+        row(
+            "2026-11-07",
+            False,
+            cand=truth(0.712),
+            prod=truth(0.71),
+            alert="warn",
+            train_samples=300,
+            train_seconds=3.0,
+            full_retrain_samples=600,
+            full_retrain_seconds=5.0,
+        ),  # no worse, rejected
         row("2026-11-08", True, cand=truth(0.72, ll=0.0103), prod=truth(0.715)),  # log loss +3%
         row(
             "2026-11-09",
@@ -41,6 +51,10 @@ def test_judge_counts_worse_blessings_wrong_rejections_and_the_scenario():
             scenario=True,
             frozen_truth=truth(0.70),
             full_retrain_truth=truth(0.725),
+            train_samples=300,
+            train_seconds=2.0,
+            full_retrain_samples=900,
+            full_retrain_seconds=7.0,
         ),
     ]
     t = daily_loop.judge(rows, dt.date(2026, 11, 9), tol_auc=0.005, tol_ll=0.01)
@@ -48,6 +62,15 @@ def test_judge_counts_worse_blessings_wrong_rejections_and_the_scenario():
     assert t["no_worse_candidates"] == 3 and t["rejected_no_worse"] == ["2026-11-07", "2026-11-09"]
     assert t["rejected_no_worse_ok"] is False
     assert t["scenario_day_rejected_or_alerted"] is True and t["alerts_before_scenario"] == []
+    assert t["warnings_before_scenario"] == ["2026-11-07"]
+    assert t["training_cost"] == {
+        "days": 2,
+        "loop_samples": 600,
+        "full_retrain_samples": 1500,
+        "loop_seconds": 5.0,
+        "full_retrain_seconds": 12.0,
+        "samples_ratio": 0.4,
+    }
     assert t["final_ctcvr_eauc"] == {
         "date": "2026-11-09",
         "production": 0.72,
@@ -119,6 +142,8 @@ def test_days_are_scored_against_the_truth_for_every_model(tmp_path):
     assert rows[1]["blessed"], rows[1]["failed_rules"]
     for r in rows[1:]:
         assert 0.5 < r["candidate_truth"]["ctcvr_eauc"] < 1 and r["full_retrain_days"] >= 1
+        assert r["full_retrain_samples"] == 3000 * r["full_retrain_days"] * cfg.train.epochs
+        assert r["train_samples"] > 0 and r["train_seconds"] > 0
     later = rows[2:]
     assert all("production_truth" in r and "frozen_truth" in r for r in later)
     assert later[0]["frozen"] == rows[1]["candidate"]
@@ -130,3 +155,30 @@ def test_days_are_scored_against_the_truth_for_every_model(tmp_path):
     daily_loop.plot(rows, days[3], str(png))
     assert png.stat().st_size > 10_000
     assert "| 2026-11-04 * |" in daily_loop.markdown(rows, targets)
+
+
+def test_score_only_follows_the_days_a_run_has_finished(tmp_path):
+    """--score-only scores a day once its run log is in place and stops at the run's last day."""
+    import json
+
+    from taml.core import layout
+
+    artifacts = str(tmp_path / "artifacts")
+    days = [dt.date(2026, 11, 1) + dt.timedelta(days=i) for i in range(3)]
+    for day in days[:2]:
+        folder = Path(layout.run_dir(artifacts, "runs", day))
+        folder.mkdir(parents=True)
+        (folder / "kfp-local.log").write_text("done\n")
+    run = daily_loop.FollowedRun(tmp_path, artifacts, wait_seconds=0)
+    assert run.wait(days[0]) and run.wait(days[1])
+    assert not run.wait(days[2])  # not run, and no more waiting allowed
+    assert [d["date"] for d in run.summary()["days"]] == ["2026-11-01", "2026-11-02"]
+    finished = {
+        "simulate_seconds": 1.0,
+        "pipeline_seconds": 9.0,
+        "days": [{"date": "2026-11-01", "seconds": 4.0}],
+    }
+    (tmp_path / daily_loop.PIPELINE_JSON).write_text(json.dumps(finished))
+    waiting = daily_loop.FollowedRun(tmp_path, artifacts, wait_seconds=3600)
+    assert not waiting.wait(days[2])  # the finished run's record says it never ran: no wait
+    assert waiting.summary() == finished
