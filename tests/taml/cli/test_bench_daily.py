@@ -25,22 +25,24 @@ def row(date, blessed, cand=None, prod=None, alert="ok", scenario=False, **extra
     return r
 
 
+def cost(samples: int, seconds: float, full_samples: int, full_seconds: float) -> dict:
+    return {
+        "train_samples": samples,
+        "train_seconds": seconds,
+        "full_retrain_samples": full_samples,
+        "full_retrain_seconds": full_seconds,
+    }
+
+
 def test_judge_counts_worse_blessings_wrong_rejections_and_the_scenario():
     rows = [
         row("2026-11-04", True, cand=truth(0.70)),  # first deployment: nothing to compare with
         row("2026-11-05", True, cand=truth(0.71), prod=truth(0.70)),
         row("2026-11-06", True, cand=truth(0.69), prod=truth(0.71)),  # worse by 0.02, blessed
+        # no worse, rejected
         row(
-            "2026-11-07",
-            False,
-            cand=truth(0.712),
-            prod=truth(0.71),
-            alert="warn",
-            train_samples=300,
-            train_seconds=3.0,
-            full_retrain_samples=600,
-            full_retrain_seconds=5.0,
-        ),  # no worse, rejected
+            "2026-11-07", False, cand=truth(0.712), prod=truth(0.71), alert="warn", **cost(300, 3.0, 600, 5.0)
+        ),
         row("2026-11-08", True, cand=truth(0.72, ll=0.0103), prod=truth(0.715)),  # log loss +3%
         row(
             "2026-11-09",
@@ -51,10 +53,7 @@ def test_judge_counts_worse_blessings_wrong_rejections_and_the_scenario():
             scenario=True,
             frozen_truth=truth(0.70),
             full_retrain_truth=truth(0.725),
-            train_samples=300,
-            train_seconds=2.0,
-            full_retrain_samples=900,
-            full_retrain_seconds=7.0,
+            **cost(300, 2.0, 900, 7.0),
         ),
     ]
     t = daily_loop.judge(rows, dt.date(2026, 11, 9), tol_auc=0.005, tol_ll=0.01)
