@@ -3,8 +3,7 @@
 Public API:
 
 - :func:`load_serving_model` (version_dir) -> :class:`ServingModel`: load + warm a version the way
-  the server does (the deploy step's smoke test uses it); ``ServingModel.score_frame(table)``,
-  ``.score_rows(rows)``.
+  the server does; ``ServingModel.score_frame(table)``, ``.score_rows(rows)``.
 - :class:`Runtime` (config, data_root, artifact_root): holder, alias follower, online features,
   prediction log, :class:`PredictionService`; :func:`create_app` (runtime) -> FastAPI;
   :func:`serve` (config, data_root, artifact_root, port).

@@ -102,7 +102,7 @@ class ServingModel:
 def load_serving_model(version_dir: str | Path, device: str = "cpu") -> ServingModel:
     """Load a model version directory exactly as the server does, and warm it with one forward pass.
 
-    The deploy step calls this on a candidate before promoting it. Raises :class:`ModelLoadError`.
+    Raises :class:`ModelLoadError`.
     """
     from model import ModelError, load_model_version
 

@@ -33,18 +33,27 @@ class DeployOutcome:
 
 
 def smoke_test(candidate_dir: str | Path, request_rows) -> dict[str, float]:
-    """Load the candidate with the serving loader (load + warm-up) and answer one request with it."""
-    from serving import ModelLoadError, load_serving_model
+    """Load the candidate and answer one request with it, or raise :class:`DeployError`.
+
+    The loader is the one the server uses (``model.load_model_version``: checksums, configs,
+    ``weights_only`` tensors) and the answer is ``model.score``'s, which the server's own request
+    path is tested equal to (tests/serving/test_serving_units.py); the server also warms every
+    version up before it swaps it in and keeps the old one if that fails. So the step checks the
+    candidate without importing the server (DESIGN.md: a step imports no serving code).
+    """
+    from model import ModelError, load_model_version, score
 
     try:
-        model = load_serving_model(candidate_dir)
-        pred = model.score_frame(request_rows)
-    except ModelLoadError as e:
+        loaded = load_model_version(candidate_dir)
+        pred = score(loaded, request_rows)
+    # OSError: files missing or unreadable; ValueError/RuntimeError: tensors that do not fit the
+    # architecture (safetensors, torch), whatever the loader or the forward pass ran into.
+    except (ModelError, OSError, ValueError, RuntimeError) as e:
         raise DeployError(f"the candidate cannot serve: {e}") from e
     values = pred.to_numpy()
-    if not np.isfinite(values).all() or (pred["p_ctcvr"] > pred["p_ctr"]).any():
+    if not len(pred) or not np.isfinite(values).all() or (pred["p_ctcvr"] > pred["p_ctr"]).any():
         raise DeployError(
-            f"candidate {model.version} answered a request with invalid scores: {pred.to_dict('records')}"
+            f"candidate {loaded.version} answered a request with invalid scores: {pred.to_dict('records')}"
         )
     return {k: float(v) for k, v in pred.iloc[0].items()}
 
