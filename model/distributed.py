@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from model.optim import sum_duplicates
+from model.torch_shims import ddp_ignore
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device, sparse_names: l
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, sparse_names)
+    ddp_ignore(model, sparse_names)
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from model.spec import TrainConfig
+from model.torch_shims import sparse_entries
 
 
 class LazyAdam(torch.optim.Optimizer):
@@ -82,7 +83,7 @@ def sum_duplicates(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     if grad.is_coalesced():
         return grad.indices()[0], grad.values()
-    rows, values = grad._indices()[0], grad._values()
+    rows, values = sparse_entries(grad)
     if rows.numel() == 0:
         return rows, values
     sorted_rows, order = torch.sort(rows, stable=True)

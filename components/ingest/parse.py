@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,10 +24,10 @@ import pyarrow.json as pj
 
 from components.ingest.schema import FLOAT, ID, ID_STR, INT, STR, TS, SourceSpec
 from taml.core import layout as L
+from taml.core import shims
 
 LINE_TOO_LONG = L.LINE_TOO_LONG
 
-_ROW_RE = re.compile(r"in row (\d+)")
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
 _US_PER_DAY = 86_400_000_000
 _SMALL = 8  # pieces this small (with an error Arrow cannot place) are judged line by line
@@ -167,6 +166,16 @@ def parse_one(raw: bytes, spec: SourceSpec) -> tuple[dict | None, str, str]:
 # A block
 
 
+def _halve(a: int, b: int, work: list[tuple[int, int]], one_by_one: list[int]) -> None:
+    """Lines [a, b) hold an error Arrow cannot place: a small piece is judged line by line, a
+    larger one is cut in two for the next round."""
+    if b - a <= _SMALL:
+        one_by_one.extend(range(a, b))
+    else:
+        mid = (a + b) // 2
+        work += [(a, mid), (mid, b)]
+
+
 def _read_json(buf, schema: pa.Schema) -> pa.Table:
     return pj.read_json(
         pa.py_buffer(buf),
@@ -250,9 +259,9 @@ def parse_block(block: Block, spec: SourceSpec, day: dt.date, max_line_bytes: in
             try:
                 t = _read_json(buf[lo:hi], schema)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                m = _ROW_RE.search(str(e))
-                if m and int(m.group(1)) < stop - pos:
-                    k = pos + int(m.group(1))
+                row = shims.arrow_json_error_row(e)
+                if row is not None and row < stop - pos:
+                    k = pos + row
                     blank(k)
                     blanks.append(k)
                     pos = k + 1
@@ -303,23 +312,16 @@ def parse_block(block: Block, spec: SourceSpec, day: dt.date, max_line_bytes: in
         try:
             t = _read_json(seg, schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            m = _ROW_RE.search(str(e))
-            if m and int(m.group(1)) < b - a:
-                k = a + int(m.group(1))
+            row = shims.arrow_json_error_row(e)
+            if row is not None and row < b - a:
+                k = a + row
                 one_by_one.append(k)
                 work += [(a, k), (k + 1, b)]
-            elif b - a <= _SMALL:
-                one_by_one.extend(range(a, b))
             else:
-                mid = (a + b) // 2
-                work += [(a, mid), (mid, b)]
+                _halve(a, b, work, one_by_one)
             continue
         if t.num_rows != b - a:  # cannot happen given the shape filter; never trust it silently
-            if b - a <= _SMALL:
-                one_by_one.extend(range(a, b))
-            else:
-                mid = (a + b) // 2
-                work += [(a, mid), (mid, b)]
+            _halve(a, b, work, one_by_one)
             continue
         pieces.append((np.arange(a, b, dtype=np.int64), t))
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from components.ingest.files import Partition, classify, list_all, relative
 from components.ingest.pipeline import LOOKUP, NEXT, OWN, FileTask, Plan, build
 from components.ingest.schema import DEAD_LETTER_SCHEMA, PROFILE_SCHEMAS, SAMPLES_SCHEMA, stats_schema
 from taml.core import layout as L
-from taml.core import storage
+from taml.core import shims, storage
 from taml.core.config import Config
 from taml.core.errors import TamlError
 
@@ -248,30 +247,10 @@ def pipeline_options(config: Config, beam_args: list[str] | tuple[str, ...] = ()
     return options, None
 
 
-def _emulator_auth() -> None:
-    """Against the GCS emulator, tell Beam up front that there are no credentials to find.
-
-    Beam's gcsio talks to ``STORAGE_EMULATOR_HOST`` through google-cloud-storage's anonymous
-    client, which works; but before that it looks for Application Default Credentials with
-    retries and exponential backoff (~30 s per process). Pre-seeding its credential cache with
-    "anonymous" skips only that search. Real buckets are untouched (no emulator variable).
-    """
-    if not os.environ.get("STORAGE_EMULATOR_HOST"):
-        return
-    try:
-        from apache_beam.internal.gcp import auth
-    except ImportError:
-        return
-    creds = getattr(auth, "_Credentials", None)
-    if creds is not None and not getattr(creds, "_credentials_init", True):
-        creds._credentials = None
-        creds._credentials_init = True
-
-
 def run_pipeline(plan: Plan, config: Config, beam_args, builder=build) -> None:
     import apache_beam as beam
 
-    _emulator_auth()
+    shims.beam_skip_credential_search()
     options, runner = pipeline_options(config, beam_args)
     try:
         p = (

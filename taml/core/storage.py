@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from taml.core import shims
+
 GCS_SCHEME = "gs://"
 
 
@@ -89,9 +91,7 @@ def _gcs_options() -> dict[str, Any]:
     options: dict[str, Any] = {"use_listings_cache": False}
     endpoint = emulator_endpoint()
     if endpoint:
-        # Read by gcsfs when it is imported: without it gcsfs probes the emulator for
-        # hierarchical namespaces and hangs 60 s per bucket.
-        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+        shims.gcsfs_emulator_environment()
         options.update(token="anon", endpoint_url=endpoint)
     return options
 
@@ -122,8 +122,9 @@ def filesystem(uri: str):
     if is_gcs(uri):
         split_gcs(uri)
         return gcs_filesystem(), uri[len(GCS_SCHEME) :]
-    fs = _local_fs()
-    return fs, fs._strip_protocol(str(uri))
+    import fsspec.core
+
+    return _local_fs(), fsspec.core.strip_protocol(str(uri))
 
 
 @contextlib.contextmanager
@@ -484,20 +485,10 @@ def write_if_generation(uri: str, data: bytes, expected_generation: str) -> None
     Local: a lock file serialises writers on this host; inside it the version is re-checked.
     """
     if is_gcs(uri):
-        from urllib.parse import quote
-
         fs, _ = filesystem(uri)
         bucket, key = split_gcs(uri)
         with _errors(uri):
-            fs.call(
-                "POST",
-                f"{fs._location}/upload/storage/v1/b/{quote(bucket, safe='')}/o",
-                uploadType="media",
-                name=key,
-                ifGenerationMatch=str(int(expected_generation)),
-                headers={"Content-Type": "application/octet-stream"},
-                data=data,
-            )
+            shims.gcsfs_upload_if_generation(fs, bucket, key, data, expected_generation)
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from planted_data import make_synthetic
 
 from model.spec import FeatureSpec
-from model.synthetic import make_synthetic
 
 torch.set_num_threads(1)
 

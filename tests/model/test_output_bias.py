@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from planted_data import make_synthetic
 
 from model.artifacts import VersionMetadata, load_model_version, save_model_version
 from model.base import MultiTaskModel
@@ -16,7 +17,6 @@ from model.metrics import auc, calibration_ratio
 from model.registry import MODELS, build_model
 from model.scoring import predict_encoded
 from model.spec import ModelConfig, TamlOptions, TrainConfig
-from model.synthetic import make_synthetic
 
 SIZES = [40, 25, 12, 60]
 

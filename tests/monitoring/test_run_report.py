@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from planted_data import make_synthetic
 
 from components.deploy import run_deploy
 from components.evaluate import run_evaluate
@@ -18,7 +19,6 @@ from components.train import run_train
 from components.validate import ValidationResult, validation_dir
 from components.validate.report import write_artifacts
 from model.metrics import auc
-from model.synthetic import make_synthetic
 from monitoring.run_report import auc_estimate, calibration_estimate, write_run_report
 from taml.core import layout
 from taml.core.config import load_config

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from planted_data import make_synthetic
 
 from components.deploy import run_deploy
 from components.deploy.run import DeployError
@@ -19,7 +20,6 @@ from components.validate import ValidationResult, validation_dir
 from components.validate.report import write_artifacts
 from model import load_model_version
 from model.artifacts import WEIGHTS_FILE, weights_sha256
-from model.synthetic import make_synthetic
 from taml.core import layout, registry
 from taml.core.config import load_config
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from planted_data import make_synthetic
 
 from components.deploy.run import DeployError, smoke_test
 from model import VersionMetadata, fit, save_model_version, score
 from model.artifacts import WEIGHTS_FILE
 from model.spec import ModelConfig, TrainConfig
-from model.synthetic import make_synthetic
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from planted_data import make_synthetic
 from safetensors.torch import load_file
 
 from components.train import run_train
 from components.train.launch import LaunchError, processes
 from components.validate import ValidationResult, validation_dir
 from components.validate.report import write_artifacts
-from model.synthetic import make_synthetic
 from taml.core import layout, registry
 from taml.core.config import load_config
 

@@ -91,6 +91,7 @@ def test_days_are_scored_against_the_truth_for_every_model(tmp_path):
     """Real train/evaluate/deploy steps on synthetic days with truth files; then the bench's scoring."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from planted_data import make_synthetic
 
     from components.common.records import write_record
     from components.deploy import run_deploy
@@ -98,7 +99,6 @@ def test_days_are_scored_against_the_truth_for_every_model(tmp_path):
     from components.train import run_train
     from components.validate import ValidationResult, validation_dir
     from components.validate.report import write_artifacts
-    from model.synthetic import make_synthetic
     from taml.core import layout
     from taml.core.config import load_config
 

@@ -1,4 +1,4 @@
-"""Small synthetic CTR/CVR data with a planted signal, for tests, benchmarks and smoke runs.
+"""Small synthetic CTR/CVR data with a planted signal, for the tests (a fixture: it lives in tests/).
 
 Each field value carries a click weight and a conversion weight (partly shared between the two
 tasks); p_click = σ(b_c + Σ_f w_click[f, v_f]), p_conv = σ(b_v + Σ_f w_conv[f, v_f]),
