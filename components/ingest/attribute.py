@@ -185,11 +185,7 @@ def attribute_shard(
     c_reason[~c_found] = L.ORPHAN_CLICK
     c_reason[c_found & (c_delay < 0)] = L.TIME_TRAVEL
     c_reason[c_found & (c_delay > click_window_us)] = L.LATE_EVENT
-    cand = c_reason == ""
-    counted = np.zeros(clicks.num_rows, bool)
-    ci_idx = np.flatnonzero(cand)
-    counted[ci_idx[first_by_code(cc[ci_idx], c_ts[ci_idx], c_file[ci_idx], c_line[ci_idx])]] = True
-    c_reason[cand & ~counted] = L.DUPLICATE_EVENT
+    counted = _first_counts(cc, c_ts, c_file, c_line, c_reason)
     _judge(L.CLICKS, c_part, c_day, counted, c_reason, c_file, c_line, count, stub)
     has_click = np.zeros(n_codes, bool)
     click_ts = np.zeros(n_codes, np.int64)
@@ -211,11 +207,7 @@ def attribute_shard(
     mark(v_delay > attribution_window_us, L.LATE_EVENT)
     mark(~has_click[cv], L.CONVERSION_WITHOUT_CLICK)
     mark(v_ts < click_ts[cv], L.TIME_TRAVEL)
-    cand = v_reason == ""
-    v_counted = np.zeros(convs.num_rows, bool)
-    vi = np.flatnonzero(cand)
-    v_counted[vi[first_by_code(cv[vi], v_ts[vi], v_file[vi], v_line[vi])]] = True
-    v_reason[cand & ~v_counted] = L.DUPLICATE_EVENT
+    v_counted = _first_counts(cv, v_ts, v_file, v_line, v_reason)
     _judge(L.CONVERSIONS, v_part, v_day, v_counted, v_reason, v_file, v_line, count, stub)
     has_conv = np.zeros(n_codes, bool)
     has_conv[cv[v_counted]] = True
@@ -245,6 +237,19 @@ def attribute_shard(
     )
     stub_table = pa.concat_tables(stubs) if stubs else STUB_SCHEMA.empty_table()
     return ShardResult(samples, stub_table, counts)
+
+
+def _first_counts(
+    codes: np.ndarray, ts: np.ndarray, file: np.ndarray, line: np.ndarray, reason: np.ndarray
+) -> np.ndarray:
+    """Which events count: among those not dead-lettered yet (empty ``reason``), the first per
+    impression code in (time, file, line) order; the later ones become duplicates in ``reason``."""
+    candidate = reason == ""
+    counted = np.zeros(len(reason), bool)
+    idx = np.flatnonzero(candidate)
+    counted[idx[first_by_code(codes[idx], ts[idx], file[idx], line[idx])]] = True
+    reason[candidate & ~counted] = L.DUPLICATE_EVENT
+    return counted
 
 
 def _judge(source, part, day, counted, reason, files, lines, count, stub) -> None:

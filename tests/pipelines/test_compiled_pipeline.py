@@ -37,11 +37,7 @@ def test_every_step_takes_the_configuration_and_the_date_and_nothing_else_common
     for step in steps:
         params = set(spec["components"][f"comp-{step}"]["inputDefinitions"]["parameters"])
         assert params == {"config", "date"} | own.get(step, set()), step
-    tasks: dict = {}
-    _tasks(spec["root"], tasks)
-    for comp in spec["components"].values():
-        _tasks(comp, tasks)
-    for name, task in tasks.items():
+    for name, task in _all_tasks(spec).items():
         if name.startswith(steps):
             given = task["inputs"]["parameters"]
             date = given["date"].get("taskOutputParameter", {}).get("producerTask") or given["date"].get(
@@ -52,10 +48,12 @@ def test_every_step_takes_the_configuration_and_the_date_and_nothing_else_common
             assert config in ("config", "pipelinechannel--config"), name
 
 
-def _tasks(node: dict, out: dict) -> dict:
-    for name, task in node.get("dag", {}).get("tasks", {}).items():
-        out[name] = task
-    return out
+def _all_tasks(spec: dict) -> dict:
+    """Every task of the compiled spec by name: the root DAG's and each sub-DAG's."""
+    tasks: dict = {}
+    for node in (spec["root"], *spec["components"].values()):
+        tasks.update(node.get("dag", {}).get("tasks", {}))
+    return tasks
 
 
 def test_train_asks_for_a_gpu_and_resources():
@@ -71,11 +69,7 @@ def test_train_asks_for_a_gpu_and_resources():
 def test_caching_off_for_every_step_that_reads_files():
     # Every step reads files its parameters do not name (late raw logs, the online store, the
     # production alias): a cached result would be stale. Only resolve-date may cache.
-    spec = _spec()
-    tasks: dict = {}
-    _tasks(spec["root"], tasks)
-    for comp in spec["components"].values():
-        _tasks(comp, tasks)
+    tasks = _all_tasks(_spec())
     cache = {name: task.get("cachingOptions", {}).get("enableCache", False) for name, task in tasks.items()}
     steps = {name for name in tasks if not name.startswith(("condition-", "resolve-date"))}
     assert {"ingest", "validate", "features", "train", "evaluate", "deploy", "monitor", "monitor-2"} <= steps
@@ -87,11 +81,7 @@ def test_caching_off_for_every_step_that_reads_files():
 def test_deploy_follows_evaluate_and_no_condition_reads_a_sibling_output():
     # kfp.local (2.17) cannot evaluate a dsl.If on the output of a task in the same sub-DAG: the
     # one condition left is on validate, a task of the root DAG; deploy judges the blessing itself.
-    spec = _spec()
-    tasks: dict = {}
-    _tasks(spec["root"], tasks)
-    for comp in spec["components"].values():
-        _tasks(comp, tasks)
+    tasks = _all_tasks(_spec())
     conditions = [t["triggerPolicy"]["condition"] for t in tasks.values() if "triggerPolicy" in t]
     assert conditions and all("pipelinechannel--validate-passed" in c for c in conditions), conditions
     deploy = tasks["deploy"]

@@ -110,18 +110,21 @@ def test_rules_and_ownership():
     c = res.counts
     assert c[(L.IMPRESSIONS, 0, "accepted", "")] == 5
     assert c[(L.IMPRESSIONS, 0, "dead", L.DUPLICATE_IMPRESSION)] == 2
-    assert c[(L.CLICKS, 0, "accepted", "")] == 2
-    assert c[(L.CLICKS, 0, "other_day", "")] == 1
-    for reason in (L.LATE_EVENT, L.TIME_TRAVEL, L.ORPHAN_CLICK, L.DUPLICATE_EVENT):
-        assert c[(L.CLICKS, 0, "dead", reason)] == 1
-    assert c[(L.CLICKS, 1, "accepted", "")] == 1
-    assert c[(L.CLICKS, 1, "other_day", "")] == 2
-    assert c[(L.CONVERSIONS, 0, "accepted", "")] == 1
-    assert c[(L.CONVERSIONS, 0, "other_day", "")] == 1
-    for reason in (L.DUPLICATE_EVENT, L.CONVERSION_WITHOUT_CLICK, L.ORPHAN_CONVERSION, L.TIME_TRAVEL):
-        assert c[(L.CONVERSIONS, 0, "dead", reason)] == 1
-    assert c[(L.CONVERSIONS, 1, "accepted", "")] == 1
-    assert c[(L.CONVERSIONS, 1, "other_day", "")] == 1
+    # source → (accepted, other_day) of the partitions D and D+1, and D's dead letters (one each)
+    judged_as = {
+        L.CLICKS: ([(2, 1), (1, 2)], (L.LATE_EVENT, L.TIME_TRAVEL, L.ORPHAN_CLICK, L.DUPLICATE_EVENT)),
+        L.CONVERSIONS: (
+            [(1, 1), (1, 1)],
+            (L.DUPLICATE_EVENT, L.CONVERSION_WITHOUT_CLICK, L.ORPHAN_CONVERSION, L.TIME_TRAVEL),
+        ),
+    }
+    for source, (parts, dead) in judged_as.items():
+        for part, judged in enumerate(parts):
+            assert (c[(source, part, "accepted", "")], c[(source, part, "other_day", "")]) == judged, (
+                source,
+                part,
+            )
+        assert [c[(source, 0, "dead", reason)] for reason in dead] == [1] * len(dead), source
     assert not any(k[1] == 1 and k[2] == "dead" for k in c)  # D never dead-letters a line of D+1
 
     s = {r["impression_id"]: (r["click"], r["conversion"]) for r in res.samples.to_pylist()}
