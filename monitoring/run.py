@@ -26,6 +26,7 @@ from monitoring import history as H
 from monitoring.inputs import (
     FeatureColumns,
     MonitorInputError,
+    ReferenceWindow,
     check_predictions,
     feature_columns,
     load_day,
@@ -39,6 +40,7 @@ from monitoring.status import Status, day_status, outcomes
 from taml.core import layout as L
 from taml.core import storage
 from taml.core.config import Config, MonitorBounds
+from taml.core.errors import TamlError
 from taml.core.feature_repo import stats_features
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,10 @@ log = logging.getLogger(__name__)
 #: Scores day D with the model that served it, on D's curated samples with point-in-time features.
 Scorer = Callable[[Config, dt.date, str, str], pd.DataFrame]
 
-#: The scorer ``taml drift`` falls back on when the pipeline did not score day D. The pipeline
-#: integration sets it (it needs the registry and the feature store); until then it is None.
+#: Scores rows that carry the model's input columns with one registered model version:
+#: ``(config, artifact_root, version, rows) -> DataFrame[p_ctr, p_cvr, p_ctcvr]``, one row per row.
+#: The monitor re-scores the reference window with the model that served day D through it.
+VersionScorer = Callable[[Config, str, str, pd.DataFrame], pd.DataFrame]
 
 REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
@@ -116,6 +120,63 @@ def _obtain_predictions(
         with storage.open_write(uri) as f:
             df.to_parquet(f, index=False)
     return df, "scored by the monitor"
+
+
+def _versions(df: pd.DataFrame) -> list[str]:
+    return sorted(str(v) for v in df["model_version"].dropna().unique()) if "model_version" in df else []
+
+
+def _scored_like_day_d(
+    config: Config,
+    artifact_root: str,
+    window: ReferenceWindow,
+    versions: list[str],
+    scorer: VersionScorer | None,
+) -> tuple[pd.DataFrame | None, str]:
+    """The reference window as the model that served day D scores it, and a note saying how.
+
+    Each reference day was scored by the model that served *that* day; compared with day D's
+    scores, a model update alone would read as prediction drift and as a calibration shift. The
+    rows scored by another version are scored again with D's version (the rows are the sample
+    already drawn, at most ``max_rows`` in all), so the comparison holds the model fixed and only
+    the world can move it. Where that is impossible (no scorer, several versions on day D, the
+    version not in the registry) the window stays as served and the note says so.
+    """
+    reference = window.frame
+    if reference is None:
+        return None, ""
+    served = _versions(reference)
+    if len(versions) != 1:
+        return reference, (
+            f"reference window as served ({', '.join(served) or 'unknown'}): day D has "
+            f"{len(versions)} model versions, so there is no single model to re-score it with"
+        )
+    version = versions[0]
+    stale = (
+        reference["model_version"].astype(str).ne(version).to_numpy()
+        if "model_version" in reference
+        else np.ones(len(reference), dtype=bool)
+    )
+    if not stale.any():
+        return reference, f"reference window scored by {version}, the model of day D"
+    others = sorted({str(v) for v in reference.loc[stale, "model_version"].dropna()}) if served else []
+    what = f"{int(stale.sum()):,} rows scored by {', '.join(others) or 'an unknown version'}"
+    if scorer is None:
+        return reference, f"reference window as served ({what}; no scorer to re-score them with {version})"
+    try:
+        scores = scorer(config, artifact_root, version, reference.loc[stale].reset_index(drop=True))
+    except TamlError as e:  # the version is not in the registry, or its files are damaged
+        return reference, f"reference window as served ({what}): not re-scored with {version}: {e}"
+    if len(scores) != int(stale.sum()):
+        raise MonitorInputError(
+            f"re-scoring the reference window with {version} returned {len(scores)} rows for {int(stale.sum())}"
+        )
+    out = reference.copy()
+    for col in C.PREDICTIONS:
+        out.loc[stale, col] = scores[col].to_numpy(np.float64)
+    out["model_version"] = version
+    out = check_predictions(out, f"reference window re-scored with {version}")
+    return out, f"reference window re-scored with {version}, the model of day D ({what} before)"
 
 
 def _without_warming_stats(
@@ -193,8 +254,13 @@ def run_monitor(
     validation_failed: bool = False,
     scorer: Scorer | None = None,
     write_history: bool = True,
+    reference_scorer: VersionScorer | None = None,
 ) -> MonitorResult:
-    """Monitor day D: report, status and history. Raises ``MonitorInputError`` on unusable input."""
+    """Monitor day D: report, status and history. Raises ``MonitorInputError`` on unusable input.
+
+    ``reference_scorer`` re-scores the reference window with day D's model version (see
+    :func:`_scored_like_day_d`); without it the window is compared as served.
+    """
     t0 = time.perf_counter()
     day = L.parse_date(date)
     cfg = config.monitor
@@ -208,7 +274,8 @@ def run_monitor(
 
     per_day = max(1, math.ceil(cfg.max_rows / cfg.reference_days))
     window = load_reference(artifact_root, day, cfg.reference_days, per_day, cfg.sample_seed)
-    reference = window.frame
+    versions = _versions(current_all)
+    reference, rescored = _scored_like_day_d(config, artifact_root, window, versions, reference_scorer)
     features, missing_features = _present(feature_columns(config), current, reference)
     warming: list[str] = []
     if reference is not None and cfg.stats_warmup_exclude:
@@ -216,11 +283,6 @@ def run_monitor(
 
     notes: list[str] = []
     floors: list[Status] = []
-    versions = (
-        sorted(str(v) for v in current_all["model_version"].dropna().unique())
-        if "model_version" in current_all
-        else []
-    )
     notes.append(
         f"day {day}: {n_rows:,} predictions ({source}); model version(s) {', '.join(versions) or 'unknown'}"
     )
@@ -239,6 +301,7 @@ def run_monitor(
             f"reference: {len(reference):,} rows from {len(window.days)} day(s) "
             f"{window.days[0]} .. {window.days[-1]} (at most {per_day:,} rows a day)"
         )
+        notes.append(rescored)
         if window.missing_days:
             notes.append(f"reference days without predictions: {', '.join(map(str, window.missing_days))}")
     if validation_failed:

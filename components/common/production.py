@@ -21,11 +21,18 @@ def load_production(
     return: a loaded model holds its weights, vocabulary and metadata itself (and its optimizer
     state with ``with_optimizer``, for a warm start).
     """
-    from model import load_model_version
-
     alias = registry.read_alias(artifact_root, config.pipeline.model_name)
     if alias is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="taml-production-") as tmp:
-        local = registry.download_version(artifact_root, config.pipeline.model_name, alias.version, tmp)
+    return load_version(config, artifact_root, alias.version, with_optimizer=with_optimizer)
+
+
+def load_version(
+    config: Config, artifact_root: str, version: str, *, with_optimizer: bool = False
+) -> LoadedModel:
+    """One registered version in memory (verified by the registry and the loader, as above)."""
+    from model import load_model_version
+
+    with tempfile.TemporaryDirectory(prefix="taml-version-") as tmp:
+        local = registry.download_version(artifact_root, config.pipeline.model_name, version, tmp)
         return load_model_version(local, with_optimizer=with_optimizer)

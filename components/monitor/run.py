@@ -1,8 +1,10 @@
 """Step 7: monitor day D with the model that served it, and write the step's run record.
 
 The KFP shell and ``taml drift`` both call :func:`run_monitor_step`. It wires monitoring/ to the
-scorer of the served model (components/evaluate) and decides what a day without a served model
-means: nothing to monitor, said in the record, not an error (the first days of a history).
+scorer of the served model (components/evaluate), gives it the scorer of a registered version
+(the reference window is re-scored with the model that served day D, so a model update is not
+read as drift), and decides what a day without a served model means: nothing to monitor, said
+in the record, not an error (the first days of a history).
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import pandas as pd
+
+from components.common.production import load_version
 from components.common.records import write_record
 from components.evaluate import NoProductionModelError, score_served_model
 from monitoring import MonitorResult, run_monitor
 from taml.core.config import Config
+from taml.core.errors import TamlError
 
 NO_MODEL = "no model"
 
@@ -29,6 +35,22 @@ class MonitorOutcome:
     @property
     def headline_metrics(self) -> dict[str, float]:
         return self.result.headline_metrics if self.result is not None else {}
+
+
+class VersionNotScorable(TamlError):
+    """A model version could not be loaded to score with (not in the registry, damaged files)."""
+
+
+def score_with_version(config: Config, artifact_root: str, version: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` scored by the registered model ``version`` (the monitor's ``reference_scorer``)."""
+    from model import score
+    from model.errors import ModelError
+
+    try:
+        loaded = load_version(config, artifact_root, version)
+    except (TamlError, ModelError) as e:
+        raise VersionNotScorable(f"model version {version!r} cannot be loaded ({e})") from e
+    return score(loaded, rows, batch_size=config.train.eval_batch_size)
 
 
 def run_monitor_step(
@@ -50,6 +72,7 @@ def run_monitor_step(
             validation_failed=validation_failed,
             scorer=score_served_model,
             write_history=write_history,
+            reference_scorer=score_with_version,
         )
     except NoProductionModelError as e:
         outcome = MonitorOutcome(NO_MODEL, reason=str(e))
