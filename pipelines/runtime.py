@@ -8,11 +8,13 @@ value means the same in every task, on a laptop and on a cluster.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import json
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,7 +66,39 @@ def step_context(config: str, date: str) -> StepContext:
     """The shared start of the step shells: logging, the ``config`` parameter validated, the date."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    if _in_kfp_task():
+        atexit.register(_leave_without_teardown)
     return StepContext(read_config_parameter(config), layout.parse_date(date))
+
+
+#: The module KFP runs every task process as (``python3 -m kfp.dsl.executor_main``).
+KFP_EXECUTOR = "kfp.dsl.executor_main"
+
+
+def _in_kfp_task() -> bool:
+    main = sys.modules.get("__main__")
+    return getattr(getattr(main, "__spec__", None), "name", None) == KFP_EXECUTOR
+
+
+def _leave_without_teardown() -> None:
+    """End a task process that succeeded without the interpreter's module teardown.
+
+    A step's process holds torch, pandas, pyarrow, Feast, Great Expectations or Evidently, and
+    tearing those modules down cost more than some steps' work (measured under load: 21 s
+    against 0.6 s for a process that imported them). By the time ``atexit`` runs, the executor
+    has written its output file, every step has closed what it wrote (``with`` blocks) and the
+    non-daemon threads have been joined; logging and the standard streams are flushed here. A
+    task that failed (an uncaught exception: ``sys.last_value`` is set) is left alone, so it
+    exits the normal way with its error status. Registered only inside a KFP task process,
+    never in a test run or the CLI.
+    """
+    if getattr(sys, "last_value", None) is not None:
+        return
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 @contextlib.contextmanager

@@ -11,13 +11,17 @@ Public API (the KFP component and ``taml validate`` call these):
 """
 
 from components.validate.result import Outcome, ValidationResult
-from components.validate.run import (
-    ValidationGateError,
-    read_verdict,
-    require_passed,
-    run_validation,
-    validation_dir,
-)
+from components.validate.verdict import ValidationGateError, read_verdict, require_passed, validation_dir
+
+
+def __getattr__(name: str):
+    # The run imports Great Expectations (seconds); the verdict readers above do not need it.
+    if name == "run_validation":
+        from components.validate.run import run_validation
+
+        return run_validation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Outcome",
