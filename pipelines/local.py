@@ -124,6 +124,24 @@ def gate_verdict(evaluate: dict) -> str:
     return f"{word}: " + ", ".join(evaluate.get("failed_rules", [])[:3])
 
 
+#: How the training plan's reason starts its list of the days it left out (components/train/policy.py).
+LEFT_OUT = "; left out:"
+
+
+def not_trained(train: dict) -> str:
+    """The gate column of a day that trained nothing: the plan's reason, in one line.
+
+    The plan names every day it left out and why (the run record keeps that list); at the start
+    of a history those are the days before it, which would fill the table with dates. The table
+    counts them instead.
+    """
+    reason = str(train.get("reason", ""))
+    excluded = train.get("excluded") or {}
+    if excluded and LEFT_OUT in reason:
+        reason = f"{reason.split(LEFT_OUT)[0]} ({len(excluded)} day(s) left out: see train.json)"
+    return f"not trained: {reason}"
+
+
 def summary_rows(runs: list[DayRun]) -> list[dict[str, str]]:
     rows = []
     for run in runs:
@@ -136,7 +154,7 @@ def summary_rows(runs: list[DayRun]) -> list[dict[str, str]]:
         elif val and not val.get("passed", True):
             verdict = "validation failed: " + ", ".join(val.get("failed", [])[:3])
         elif tr and not tr.get("trained"):
-            verdict = "not trained: " + tr.get("reason", "")
+            verdict = not_trained(tr)
         elif ev:
             verdict = gate_verdict(ev)
         else:

@@ -47,6 +47,17 @@ def test_each_day_reads_as_what_happened():
         "deploy": {"version": "", "promoted": False},
     }
     assert _row(skipped)["gate"] == "not trained: nothing new" and _row(skipped)["deployed"] == "-"
+    # The first days of a history: the days before it are counted, not listed.
+    before = {f"2026-10-{d}": "no feature table" for d in range(26, 32)}
+    reason = "cold start needs 3 validated day(s) with feature tables before 2026-11-02; found 1"
+    first = {
+        "train": {
+            "trained": False,
+            "reason": f"{reason}; left out: no feature table: ...",
+            "excluded": before,
+        }
+    }
+    assert _row(first)["gate"] == f"not trained: {reason} (6 day(s) left out: see train.json)"
     done = {
         "train": {"trained": True, "mode": "warm"},
         "evaluate": {
