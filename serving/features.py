@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from featurestore import FeatureStoreError, entity_columns, online_db_path, online_reader, registry_path
 from taml.core import storage
 
 log = logging.getLogger(__name__)
@@ -47,17 +48,6 @@ class FeatureSourceUnavailable(RuntimeError):
     """The online store cannot be read (not built yet, unreachable); the server is not ready."""
 
 
-def _entity_columns() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from components.features.store import definitions
-
-    d = definitions()
-    user: list[str] = []
-    item: list[str] = []
-    for entity, kind in d.VIEWS.values():
-        (user if entity == "user" else item).extend(d.feature_columns(entity, kind).values())
-    return tuple(user), tuple(item)
-
-
 def _file_token(path: str) -> str:
     try:
         st = os.stat(path)
@@ -67,21 +57,18 @@ def _file_token(path: str) -> str:
 
 
 class FeastOnlineSource:
-    """The Feast online store of a data root, read with the features step's own reader.
+    """The Feast online store of a data root, read with the feature-store format's reader.
 
     SQLite (local profile) or Redis (redis and gcp profiles): the direct readers of
-    ``components.features.online_reader`` (Feast's own formats, no Feast import). The change token
+    ``featurestore.online_reader`` (Feast's own formats, no Feast import). The change token
     is the files' stats for SQLite and the materialization's generation counter for Redis.
     """
 
     def __init__(self, config, data_root: str):
-        from components.features.online import online_reader
-        from components.features.store import FeatureStoreError, online_db_path, store_dir
-
-        self.user_columns, self.item_columns = _entity_columns()
+        self.user_columns, self.item_columns = entity_columns()
         f = config.features
         self._watch: list[str] = []
-        registry = f.registry_path or storage.join(store_dir(data_root), "registry.db")
+        registry = registry_path(config, data_root)
         if not storage.is_gcs(registry):
             self._watch.append(registry)
         if f.online_store == "sqlite":
@@ -96,8 +83,6 @@ class FeastOnlineSource:
         self._lock = threading.Lock()  # one SQLite connection: one query at a time
 
     def _lookup(self, user_id: int, item_ids: Sequence[int]) -> list[Row]:
-        from components.features.store import FeatureStoreError
-
         try:
             with self._lock:
                 return self._reader.lookup(user_id, item_ids)
@@ -119,8 +104,6 @@ class FeastOnlineSource:
         return out
 
     def version(self) -> str:
-        from components.features.store import FeatureStoreError
-
         token = "|".join(_file_token(p) for p in self._watch)
         reader_version = getattr(self._reader, "version", None)
         if reader_version is not None:

@@ -285,9 +285,7 @@ def score_served_model(config: Config, date: dt.date, data_root: str, artifact_r
     if has_table(data_root, date):
         table = read_table(data_root, [date])
     else:
-        from components.features import point_in_time
-        from components.features.build import read_samples
-        from components.features.store import ensure_applied
+        from components.features import ensure_applied, point_in_time, read_samples
 
         ensure_applied(config, data_root)
         table = point_in_time(config, None, read_samples(data_root, date).to_pandas(), data_root)

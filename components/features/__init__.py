@@ -9,9 +9,12 @@ Public API (the KFP component, ``taml features`` and the trainer call these):
   ``components.common.tables.read_table``; the folder is ``taml.core.layout.training_table_dir``).
 - :func:`feature_store` / :func:`apply` (config, data_root) -> ``feast.FeatureStore``;
   :func:`ensure_applied` (config, data_root) -> bool: apply only when the definitions changed.
-- :func:`online_reader` (config, data_root) -> reader with ``lookup(user_id, item_ids)``;
-  :class:`OnlineFeatureReader` (SQLite direct, what serving uses); :func:`feast_lookup`.
-- :func:`materialize` (config, date, data_root) -> online rows per view.
+- :func:`read_samples` (data_root, day) -> D's curated samples; :func:`point_in_time` (config,
+  store, samples, data_root) -> the samples joined with the feature service (the evaluate step
+  scores a day without a table with these two).
+- :func:`materialize` (config, date, data_root) -> online rows per view, written in the online
+  format of ``featurestore`` (which also holds the direct readers: ``featurestore.online_reader``);
+  :func:`feast_lookup` reads the same rows through Feast.
 """
 
 from components.features.build import (
@@ -22,17 +25,18 @@ from components.features.build import (
     build_tables,
     materialize,
     point_in_time,
+    read_samples,
     windows,
 )
-from components.features.online import OnlineFeatureReader, feast_lookup, online_reader
+from components.features.online import feast_lookup
 from components.features.sources import FeatureSourceError, check_sources
-from components.features.store import FeatureStoreError, apply, ensure_applied, feature_store, repo_config
+from components.features.store import apply, ensure_applied, feature_store, repo_config
+from featurestore import FeatureStoreError, online_reader
 
 __all__ = [
     "FeatureSourceError",
     "FeatureStoreError",
     "FeaturesResult",
-    "OnlineFeatureReader",
     "TrainingTableError",
     "apply",
     "build_features",
@@ -45,6 +49,7 @@ __all__ = [
     "materialize",
     "online_reader",
     "point_in_time",
+    "read_samples",
     "repo_config",
     "windows",
 ]

@@ -13,8 +13,8 @@ ends on an older day leaves the online store "as of" that day (run the latest da
 
 With the SQLite online store and the DuckDB offline store (the local profile) and
 ``features.direct_io`` (default), materialization and the point-in-time join run as bulk SQL in
-Feast's own formats (``components.features.direct``: same online rows, same joined values as
-Feast, tested) and the repo is applied only when its definitions changed: the common daily run
+Feast's own formats (``components.features.online_write`` with the format of ``featurestore``, and
+``components.features.direct``: same online rows, same joined values as Feast, tested) and the repo is applied only when its definitions changed: the common daily run
 does not import Feast. ``features.incremental_materialize`` then writes only rows stamped after
 the previous run's window when that is provably the same result (see ``MaterializationState``).
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass, field
 
@@ -33,8 +32,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.features import direct as D
+from components.features import online_write as W
 from components.features import sources as S
-from components.features.store import FeatureStoreError, apply, definitions, ensure_applied, online_db_path
+from components.features.store import apply, definitions, ensure_applied
+from featurestore import FeatureStoreError, online_db_path, sqlite_table
 from taml.core import layout as L
 from taml.core import storage
 from taml.core.config import Config
@@ -127,99 +128,42 @@ def _materialize_direct(
     infos: dict[str, S.SourceInfo],
     duck: duckdb.DuckDBPyConnection,
 ) -> dict[str, int]:
-    if config.features.online_store == "redis":
-        return _materialize_redis(config, day, infos, duck)
+    """Each view's window through the configured store's writer, then what the store holds counted."""
     d = definitions()
-    written: dict[str, int] = {}
-    for view, w in windows(config, day).items():
-        info = infos[view]
-        entity, kind = d.VIEWS[view]
-        expected = _expected_keys(info, w, duck)
-        done = D.materialize_view(
-            online_db_path(data_root),
-            f"{config.features.project}_{view}",
-            view,
-            info.key,
-            info.files,
-            info.columns,
-            d.feature_dtypes(entity, kind),
-            w.start,
-            w.end,
-            incremental=config.features.incremental_materialize,
-            duck=duck,
-        )
-        try:
-            written[view] = _check_online(config, None, data_root, info, w, expected)
-        except FeatureStoreError:
-            D.forget(online_db_path(data_root), view)  # the next run writes the whole window again
-            raise
-        log.info(
-            "materialized %s: %d entities in [%s, %s] (%s; %d written from %s)",
-            view,
-            written[view],
-            w.start,
-            w.end,
-            "incremental" if done.incremental else "full",
-            done.rows,
-            done.start,
-        )
-    return written
-
-
-def _materialize_redis(
-    config: Config, day: dt.date, infos: dict[str, S.SourceInfo], duck: duckdb.DuckDBPyConnection
-) -> dict[str, int]:
-    """Feast's Redis layout, newer rows only (Feast's rule), then every key of the window counted."""
-    from components.features import redis_store as R
-
-    d = definitions()
-    f = config.features
-    client = R.connect(config)
+    target = W.open_target(config, data_root)
     written: dict[str, int] = {}
     done: dict[str, tuple[str, str]] = {}
     try:
         for view, w in windows(config, day).items():
             info = infos[view]
             entity, kind = d.VIEWS[view]
+            s = W.ViewSlice(info, d.feature_dtypes(entity, kind), w.start, w.end)
             expected = _expected_keys(info, w, duck)
-            out = R.materialize_view(
-                client,
-                f.project,
-                view,
-                info.key,
-                info.files,
-                info.columns,
-                d.feature_dtypes(entity, kind),
-                w.start,
-                w.end,
-                f.online_write_batch_size,
-                duck,
-            )
-            if out.rows != expected or out.holding != expected:
+            out = target.write(s, duck)
+            got = target.held(s, out)
+            if got != expected:
+                target.failed(view)
                 raise FeatureStoreError(
-                    f"online store {R.target(config).where}: {view} has {expected} entities in [{w.start}, {w.end}] "
-                    f"but {out.holding} hold their row or a newer one after materializing ({out.rows} selected)"
+                    f"online store {target.where}: {view} has {expected} entities in [{w.start}, {w.end}] "
+                    f"but {got} hold their row or a newer one after materializing ({out.rows} selected)"
                 )
-            written[view] = out.holding
+            written[view] = got
             done[view] = (w.start.isoformat(), w.end.isoformat())
             log.info(
-                "materialized %s: %d entities in [%s, %s] into %s (%d newer than the store, written)",
+                "materialized %s: %d entities in [%s, %s] into %s (%s; %d written of %d read from %s)",
                 view,
-                out.holding,
+                got,
                 w.start,
                 w.end,
-                R.target(config).where,
+                target.where,
+                "incremental" if out.incremental else "full",
                 out.written,
+                out.rows,
+                out.start,
             )
-        R.record_materialization(client, f.project, done)
-    except FeatureStoreError:
-        raise
-    except Exception as e:
-        if type(e).__module__.split(".")[0] != "redis":
-            raise
-        raise R.store_error(config, e, "materializing") from None
+        target.finish(done)
     finally:
-        client.close()
+        target.close()
     return written
 
 
@@ -228,7 +172,7 @@ def _expected_keys(info: S.SourceInfo, w: Window, con: duckdb.DuckDBPyConnection
         with duckdb.connect() as own:
             return _expected_keys(info, w, own)
     return con.execute(
-        f"SELECT count(DISTINCT {info.key}) FROM read_parquet({S._sql_list(info.files)}) "
+        f"SELECT count(DISTINCT {info.key}) FROM read_parquet({S.sql_list(info.files)}) "
         "WHERE event_timestamp >= ? AND event_timestamp <= ?",
         [w.start, w.end],
     ).fetchall()[0][0]
@@ -237,19 +181,12 @@ def _expected_keys(info: S.SourceInfo, w: Window, con: duckdb.DuckDBPyConnection
 def _check_online(config: Config, store, data_root: str, info: S.SourceInfo, w: Window, expected: int) -> int:
     """Count what the online store really holds: some stores report success and write nothing."""
     if config.features.online_store == "sqlite":
-        table = f"{config.features.project}_{info.view}"
+        db = online_db_path(data_root)
         feature = next(iter(info.columns.values()))
-        # Feast stores event_ts as int(naive_utc.timestamp()); the same conversion bounds the window.
-        lo, hi = (int(t.astimezone(dt.UTC).replace(tzinfo=None).timestamp()) for t in (w.start, w.end))
-        lo += 1 if w.start.microsecond else 0  # an open start: (end - ttl, end] in whole seconds
-        with sqlite3.connect(online_db_path(data_root)) as con:
-            got = con.execute(
-                f'SELECT count(*) FROM "{table}" WHERE feature_name = ? AND event_ts >= ? AND event_ts <= ?',
-                (feature, lo, hi),
-            ).fetchone()[0]
+        got = W.sqlite_held(db, sqlite_table(config.features.project, info.view), feature, w.start, w.end)
         if got != expected:
             raise FeatureStoreError(
-                f"online store {online_db_path(data_root)}: {info.view} holds {got} entities stamped in "
+                f"online store {db}: {info.view} holds {got} entities stamped in "
                 f"[{w.start}, {w.end}] after materializing, the source has {expected}"
             )
         return got
@@ -261,7 +198,7 @@ def _check_online_sample(config: Config, store, info: S.SourceInfo, w: Window, e
         keys = [
             r[0]
             for r in con.execute(
-                f"SELECT DISTINCT {info.key} FROM read_parquet({S._sql_list(info.files)}) "
+                f"SELECT DISTINCT {info.key} FROM read_parquet({S.sql_list(info.files)}) "
                 f"WHERE event_timestamp >= ? AND event_timestamp <= ? ORDER BY 1 LIMIT ?",
                 [w.start, w.end, config.features.online_check_sample],
             ).fetchall()

@@ -79,14 +79,14 @@ def _check(s: SourceInfo, con: duckdb.DuckDBPyConnection, max_examples: int) -> 
                 f"feature view {s.view}: {f} lacks column(s) {missing} (has {names}); "
                 f"the source contract is {required}"
             )
-    rel = f"read_parquet({_sql_list(s.files)})"
+    rel = f"read_parquet({sql_list(s.files)})"
     nulls = con.execute(
         f"SELECT count(*) FILTER (WHERE {s.key} IS NULL), count(*) FILTER (WHERE event_timestamp IS NULL) "
         f"FROM {rel}"
     ).fetchall()[0]
     if nulls[0] or nulls[1]:
         files = con.execute(
-            f"SELECT DISTINCT filename FROM read_parquet({_sql_list(s.files)}, filename=true) "
+            f"SELECT DISTINCT filename FROM read_parquet({sql_list(s.files)}, filename=true) "
             f"WHERE {s.key} IS NULL OR event_timestamp IS NULL LIMIT {max_examples}"
         ).fetchall()
         raise FeatureSourceError(
@@ -105,5 +105,5 @@ def _check(s: SourceInfo, con: duckdb.DuckDBPyConnection, max_examples: int) -> 
         )
 
 
-def _sql_list(files: list[str]) -> str:
+def sql_list(files: list[str]) -> str:
     return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"

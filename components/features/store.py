@@ -18,10 +18,11 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from taml.core import layout as L
+from featurestore import FeatureStoreError, online_db_path, registry_path, sqlite_table, store_dir
+from featurestore import redis_store as R
+from featurestore.layout import ONLINE_FILE, local_root
 from taml.core import storage
 from taml.core.config import Config
-from taml.core.errors import TamlError
 from taml.core.feature_repo import FEATURE_REPO, definitions
 from taml.core.secrets import redact
 
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REGISTRY_FILE = "registry.db"
-ONLINE_FILE = "online_store.db"
 APPLIED_FILE = "applied.json"
 #: ``features.*`` settings the applied objects or the RepoConfig are built from (a change re-applies).
 APPLY_SETTINGS = (
@@ -47,24 +46,6 @@ APPLY_SETTINGS = (
     "redis_password_env",
     "registry_path",
 )
-
-
-class FeatureStoreError(TamlError):
-    """The feature store could not be set up, written or read; the message says where."""
-
-
-def _local(data_root: str) -> str:
-    if storage.is_gcs(data_root):
-        return data_root
-    return str(Path(data_root).resolve())
-
-
-def store_dir(data_root: str) -> str:
-    return L.feature_store_dir(_local(data_root))
-
-
-def online_db_path(data_root: str) -> str:
-    return storage.join(store_dir(data_root), ONLINE_FILE)
 
 
 def repo_config(config: Config, data_root: str, *, password_ref: bool = False) -> RepoConfig:
@@ -88,11 +69,14 @@ def _repo_config(RepoConfig, config: Config, data_root: str, password_ref: bool)
             f"data root {data_root} is on GCS but features.online_store is sqlite: select the gcp profile "
             "(redis online, bigquery offline) or use a local data root"
         )
-    registry = f.registry_path or storage.join(root, REGISTRY_FILE)
+    registry = registry_path(config, data_root)
     online: dict = (
         {"type": "sqlite", "path": storage.join(root, ONLINE_FILE)}
         if f.online_store == "sqlite"
-        else {"type": "redis", "connection_string": _redis_connection(config, password_ref)}
+        else {
+            "type": "redis",
+            "connection_string": R.feast_connection_string(config, password_ref=password_ref),
+        }
     )
     offline: dict = {"type": "duckdb"} if f.offline_store == "duckdb" else {"type": "bigquery"}
     if f.offline_store == "bigquery":
@@ -110,13 +94,6 @@ def _repo_config(RepoConfig, config: Config, data_root: str, password_ref: bool)
     )
 
 
-def _redis_connection(config: Config, password_ref: bool) -> str:
-    from components.features import redis_store
-
-    redis_store.target(config)  # a clear error for an empty or malformed connection string
-    return redis_store.feast_connection_string(config, password_ref=password_ref)
-
-
 def feature_store(config: Config, data_root: str) -> FeatureStore:
     """The FeatureStore of ``data_root`` (registry and online store under its feature_store/)."""
     from feast import FeatureStore
@@ -129,7 +106,7 @@ def feature_store(config: Config, data_root: str) -> FeatureStore:
 def feast_objects(config: Config, data_root: str) -> dict[str, object]:
     f = config.features
     return definitions().build_objects(
-        _local(data_root),
+        local_root(data_root),
         offline_store=f.offline_store,
         bigquery_dataset=f.bigquery_dataset,
         stats_ttl=dt.timedelta(hours=f.stats_ttl_hours),
@@ -173,7 +150,7 @@ def definitions_hash(config: Config, data_root: str) -> str:
     h.update(importlib.metadata.version("feast").encode())
     settings = config.features.model_dump(mode="json", include=set(APPLY_SETTINGS))
     h.update(json.dumps(settings, sort_keys=True).encode())
-    h.update(_local(data_root).encode())
+    h.update(local_root(data_root).encode())
     return h.hexdigest()
 
 
@@ -184,7 +161,7 @@ def _applied_path(data_root: str) -> Path | None:
 
 
 def _local_registry(config: Config, data_root: str) -> Path | None:
-    path = config.features.registry_path or storage.join(store_dir(data_root), REGISTRY_FILE)
+    path = registry_path(config, data_root)
     return None if storage.is_gcs(path) else Path(path)
 
 
@@ -209,7 +186,7 @@ def _applied_current(config: Config, data_root: str) -> bool:
         db = Path(online_db_path(data_root))
         if not db.exists():
             return False
-        want = {f"{config.features.project}_{v}" for v in definitions().VIEWS}
+        want = {sqlite_table(config.features.project, v) for v in definitions().VIEWS}
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
             have = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -245,5 +222,5 @@ def write_yaml(config: Config, data_root: str) -> str:
 def feast_env(data_root: str) -> dict[str, str]:
     """Environment for running the ``feast`` CLI from feature_repo/ against ``data_root``."""
     env = dict(os.environ)
-    env[definitions().ENV_DATA_ROOT] = _local(data_root)
+    env[definitions().ENV_DATA_ROOT] = local_root(data_root)
     return env

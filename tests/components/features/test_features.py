@@ -12,7 +12,6 @@ import json
 import logging
 import shutil
 import sqlite3
-import struct
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +28,7 @@ from components.features import (
     online_reader,
     point_in_time,
 )
-from components.features import direct as D
+from components.features import online_write as W
 from components.features.store import FEATURE_REPO, ensure_applied, feast_env
 from components.features.synthetic import (
     SyntheticSpec,
@@ -141,29 +140,6 @@ def test_direct_paths_write_and_join_exactly_what_feast_does(built, feast_built)
     assert r.columns == fr.columns and r.null_share == fr.null_share
 
 
-def test_encodings_are_feasts():
-    from feast.infra.key_encoding_utils import serialize_entity_key
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
-
-    ints = [0, 1, 127, 128, 300, 2**31, 2**63 - 1, -1, -(2**63)]
-    for v in ints:
-        want = serialize_entity_key(EntityKey(join_keys=["user_id"], entity_values=[Value(int64_val=v)]), 3)
-        assert D.entity_key("user_id", v) == want
-        assert D.encode_int64(v) == Value(int64_val=v).SerializeToString()
-        assert D.decode_value(D.encode_int64(v)) == v
-    import numpy as np
-
-    assert D.entity_keys("item_id", np.array(ints, dtype=np.int64)) == [
-        D.entity_key("item_id", v) for v in ints
-    ]
-    for x in [0.0, -0.0, 0.05, 1e-300, 1.7976931348623157e308, -3.5]:
-        assert D.encode_double(x) == Value(double_val=x).SerializeToString()
-        assert struct.pack("<d", D.decode_value(D.encode_double(x))) == struct.pack("<d", x)
-    assert D.decode_value(Value().SerializeToString()) is None
-    assert D.decode_value(Value(string_val="a").SerializeToString()) == "a"
-
-
 def test_incremental_materialization_equals_the_whole_window(built, tmp_path, caplog):
     """Daily runs, a backfill, a re-run and a rewritten old partition: same online store either way."""
     _, root, _, _ = built
@@ -184,7 +160,7 @@ def test_incremental_materialization_equals_the_whole_window(built, tmp_path, ca
         step(DAY)  # the daily case: only rows stamped after D-1
     assert "user_profile: 200 entities" in caplog.text and "(incremental; 4 written" in caplog.text
     step(DAY)  # re-run: nothing new
-    D.forget(str(roots["incremental"] / "feature_store" / "online_store.db"), "user_profile")
+    W.forget(str(roots["incremental"] / "feature_store" / "online_store.db"), "user_profile")
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="components.features.build"):
         step(DAY)  # no recorded state (e.g. after a failed count check): the whole window
