@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -34,12 +36,27 @@ from serving.service import NotReady
 log = logging.getLogger(__name__)
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _dumps(body: Any) -> bytes:
+    # orjson: a 100-item ranking answer in ~0.05 ms instead of ~0.5 ms. ``json`` for what orjson
+    # refuses: an error message may quote a client's key holding a lone surrogate.
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _json(
+    body: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    background: BackgroundTask | None = None,
+) -> Response:
     return Response(
-        json.dumps(body, separators=(",", ":")),
+        _dumps(body),
         status_code=status,
         media_type="application/json",
         headers=headers,
+        background=background,
     )
 
 
@@ -87,6 +104,15 @@ def create_app(runtime: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
     async def body(request: Request) -> bytes:
         return await read_body(request, cfg.max_body_bytes, cfg.body_timeout_s)
 
+    def logged(records) -> BackgroundTask | None:
+        # Starlette runs this once the response is sent: the prediction log's queueing (and the
+        # writer thread it wakes) comes after the answer, not between the request and it. A
+        # coroutine, so it runs on the event loop (a plain function would take a worker thread).
+        async def submit() -> None:
+            service.submit_log(records)
+
+        return BackgroundTask(submit) if records else None
+
     # --- health (open) ------------------------------------------------------------------------
 
     async def alive() -> Response:
@@ -124,14 +150,16 @@ def create_app(runtime: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
     async def predict(request: Request) -> Response:
         async def work() -> Response:
             instances = parse_predict(parse_json(await body(request)), cfg.max_instances)
-            return _json({"predictions": await run_in_threadpool(service.predict, instances)})
+            preds, records = await run_in_threadpool(service.predict_answer, instances)
+            return _json({"predictions": preds}, background=logged(records))
 
         return await guard(request, work)
 
     async def rank(request: Request) -> Response:
         async def work() -> Response:
             req = parse_rank(parse_json(await body(request)), cfg.max_rank_items)
-            return _json(await run_in_threadpool(service.rank, req))
+            answer, records = await run_in_threadpool(service.rank_answer, req)
+            return _json(answer, background=logged(records))
 
         return await guard(request, work)
 
@@ -153,8 +181,8 @@ def create_app(runtime: Runtime, *, manage_lifecycle: bool = True) -> FastAPI:
         async def work() -> Response:
             raw = await body(request)
             req = v2.parse_infer(raw, request.headers.get(v2.HEADER_LENGTH), cfg.max_instances)
-            preds = await run_in_threadpool(service.predict, req.instances)
-            return _json(v2.infer_response(name, req, preds))
+            preds, records = await run_in_threadpool(service.predict_answer, req.instances)
+            return _json(v2.infer_response(name, req, preds), background=logged(records))
 
         return await guard(request, work)
 

@@ -7,6 +7,11 @@ directly (~0.01 ms per row). Rules, as in ``model.vocab.normalize`` / ``model.en
 null or NaN -> 0 (missing); a value not in the vocabulary, or unreadable for the field's type
 (text in an integer field, a fraction) -> 1 (OOV); bucket k of a bucketized field -> k + 2.
 tests/serving/test_serving_units.py checks the equality against ``model.encode``.
+
+A ranking request is one user and N items: :meth:`RowEncoder.encode_items` encodes the columns
+every row shares (user, position, device, hour) once, and keeps each item row's codes for as long
+as the server hands it the very same row object again (the item cache's rows live until the store
+is re-materialized), so a warm ranking request encodes almost nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ import numpy as np
 MISSING, OOV, RESERVED = 0, 1, 2
 
 Encoder = Callable[[Any], int]
+
+# Item rows whose codes are kept, one entry per item id: as many as ``serving.item_cache_size``'s
+# default, so a catalog the item cache holds whole is held whole here too; past it the entries
+# are dropped at once and rebuilt by the next requests (no per-entry bookkeeping on the hot path).
+ITEM_CODES_MAX = 200_000
 
 
 def _is_null(v: Any) -> bool:
@@ -95,11 +105,55 @@ class RowEncoder:
                 enc = _int_field(index) if v.value_type == "int" else _str_field(index)
             self.columns.append(f.source)
             self.encoders.append(enc)
+        self._fields = list(zip(self.columns, self.encoders, strict=True))
+        self._item_id_fields = [(j, enc) for j, (col, enc) in enumerate(self._fields) if col == "item_id"]
+        # item id -> (the row object, the field indices it sets, their codes)
+        self._item_codes: dict[int, tuple[Mapping[str, Any], tuple[int, ...], list[int]]] = {}
 
     def encode(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        fields = list(zip(self.columns, self.encoders, strict=True))
+        fields = self._fields
         out = np.empty((len(rows), len(fields)), dtype=np.int64)
         for r, row in enumerate(rows):
             get = row.get
             out[r] = [enc(get(col)) for col, enc in fields]
+        return out
+
+    def encode_items(
+        self,
+        shared: Mapping[str, Any],
+        item_ids: Sequence[int],
+        items: Sequence[Mapping[str, Any] | None],
+    ) -> np.ndarray:
+        """``encode`` of the rows ``{"item_id": item_ids[r], **shared, **(items[r] or {})}``.
+
+        The shared columns are encoded once; an item row's own columns are encoded the first time
+        that row object is seen and reused while it is served again (never for an equal but new
+        object, so a re-materialized row is always encoded afresh).
+        """
+        fields = self._fields
+        out = np.empty((len(item_ids), len(fields)), dtype=np.int64)
+        out[:] = [enc(shared.get(col)) for col, enc in fields]
+        if "item_id" not in shared:
+            for j, enc in self._item_id_fields:
+                out[:, j] = [enc(i) for i in item_ids]
+        cache = self._item_codes
+        groups: dict[tuple[int, ...], tuple[list[int], list[list[int]]]] = {}
+        for r, (key, item) in enumerate(zip(item_ids, items, strict=True)):
+            if not item:  # no row (unknown item) or an empty one: nothing overrides the shared codes
+                continue
+            hit = cache.get(key)
+            if hit is None or hit[0] is not item:
+                idx = tuple(j for j, (col, _) in enumerate(fields) if col in item)
+                hit = (item, idx, [fields[j][1](item[fields[j][0]]) for j in idx])
+                if len(cache) >= ITEM_CODES_MAX:
+                    cache.clear()
+                cache[key] = hit
+            group = groups.get(hit[1])
+            if group is None:
+                group = groups[hit[1]] = ([], [])
+            group[0].append(r)
+            group[1].append(hit[2])
+        for idx, (rows, codes) in groups.items():
+            if idx:
+                out[np.ix_(rows, idx)] = codes
         return out

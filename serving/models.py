@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WARM_ROWS = 8
+SCORE_KEYS = ("p_ctr", "p_cvr", "p_ctcvr")
 # DESIGN's registry names. A version name becomes a folder of the cache (and a registry path), so
 # nothing else, and no "..", is ever used as one.
 VERSION_NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -86,9 +87,26 @@ class ServingModel:
 
     def score_rows(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         """{p_ctr, p_cvr, p_ctcvr} float64 arrays, one value per row, in one forward pass."""
-        from model import predict_encoded
+        return self._scores(self.encoder.encode(rows))
 
-        pred = predict_encoded(self.loaded.model, self.encoder.encode(rows))
+    def score_items(
+        self, shared: Mapping[str, Any], item_ids: Sequence[int], items: Sequence[Mapping[str, Any] | None]
+    ) -> dict[str, np.ndarray]:
+        """``score_rows`` of ``{"item_id": i, **shared, **item}`` per item (``RowEncoder.encode_items``)."""
+        return self._scores(self.encoder.encode_items(shared, item_ids, items))
+
+    def _scores(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        # model.predict_encoded's forward without its per-call eval()/train() walk over the modules
+        # (a served model is in eval mode from load to end) and in inference mode (no autograd
+        # bookkeeping at all): ~0.6 ms of a 100-row request. Requests are at most
+        # serving.max_instances rows, far below model.scoring's batch, so one pass.
+        model = self.loaded.model
+        device = next(model.parameters()).device
+        with torch.inference_mode():
+            out = model(torch.from_numpy(x).to(device))
+            pred = {k: out[k].float().cpu().numpy().astype(np.float64) for k in SCORE_KEYS}
         pred["p_ctcvr"] = np.minimum(pred["p_ctcvr"], pred["p_ctr"])  # as model.score guarantees
         if not all(np.isfinite(v).all() for v in pred.values()):
             raise ModelLoadError(f"model {self.version} produced non-finite scores")

@@ -19,6 +19,7 @@ opens a new file. Every submitted line ends up written, dropped or still queued
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import os
@@ -26,15 +27,30 @@ import queue
 import socket
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from taml.core import storage
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
+Records = Collection[Mapping[str, Any]]  # one answer's log lines, as dicts
+
+
+def _lines(records: Iterable[Mapping[str, Any]]) -> list[bytes]:
+    """One JSON line per record. orjson: this thread shares the GIL with the requests, and it is
+    ~10x cheaper than ``json`` per record; ``json`` for what orjson refuses (a lone surrogate)."""
+    out = []
+    for r in records:
+        try:
+            out.append(orjson.dumps(r))
+        except TypeError:
+            out.append(json.dumps(r, separators=(",", ":")).encode())
+    return out
 
 
 def _open_append(path: Path) -> IO[bytes]:
@@ -100,8 +116,11 @@ class PredictionLog:
 
     # --- request side ---------------------------------------------------------------------
 
-    def submit(self, records: list[dict[str, Any]]) -> bool:
-        """Queue one response's records; False (and counted) when the writer is behind."""
+    def submit(self, records: Records) -> bool:
+        """Queue one response's records; False (and counted) when the writer is behind.
+
+        ``records`` may be any sized collection of dicts (``serving.service.RankRecords`` makes
+        its dicts only when this writer iterates it)."""
         with self._count_lock:
             self.submitted += len(records)
             try:
@@ -163,7 +182,7 @@ class PredictionLog:
 
     def _handle(self, batch: list[Any]) -> bool:
         stop = False
-        records: list[dict[str, Any]] = []
+        answers: list[Records] = []
         events: list[threading.Event] = []
         for item in batch:
             if item is _STOP:
@@ -171,12 +190,13 @@ class PredictionLog:
             elif isinstance(item, threading.Event):
                 events.append(item)
             else:
-                records.extend(item)
-        if records:
+                answers.append(item)
+        n_lines = sum(len(a) for a in answers)
+        if n_lines:
             try:
-                self._write([json.dumps(r, separators=(",", ":")) for r in records])
+                self._write(_lines(itertools.chain.from_iterable(answers)))
             except Exception as e:  # a full disk must not take the writer down: count and go on
-                self._failed(len(records), e)
+                self._failed(n_lines, e)
         for ev in events:
             ev.set()
         return stop
@@ -189,12 +209,12 @@ class PredictionLog:
         log.error("prediction log write failed (%d lines dropped, writer goes on): %s", n_lines, e)
         self._abandon_file()
 
-    def _write(self, lines: list[str]) -> None:
+    def _write(self, lines: list[bytes]) -> None:
         day = dt.datetime.now(dt.UTC).date().isoformat()
         if self._file is None or day != self._day or self._size >= self.max_file_bytes:
             self._open(day)
         assert self._file is not None
-        data = memoryview(("\n".join(lines) + "\n").encode())
+        data = memoryview(b"\n".join(lines) + b"\n")
         while data:  # a raw write may take only part of the bytes
             n = self._file.write(data)
             if not n:

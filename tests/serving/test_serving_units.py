@@ -47,6 +47,47 @@ def test_row_encoder_equals_model_encode_on_awkward_values(version):
     np.testing.assert_array_equal(got, want)
 
 
+def test_encode_items_equals_encode_of_the_merged_rows_with_and_without_its_cache(version):
+    from model import load_model_version
+
+    loaded = load_model_version(version)
+    enc = RowEncoder(loaded.spec, loaded.vocab)
+    table = F.training_table(n=60, seed=3).drop(columns=["click", "conversion"]).astype(object)
+    table.loc[[1, 5], "price_level"] = None
+    table.loc[[2, 6], "item_ctr_7d"] = math.nan
+    table.loc[[3], "brand_id"] = "abc"  # text in an integer field: OOV
+    table.loc[[4], "category_id"] = 2.5  # a fraction: OOV
+    item_features = ("category_id", "shop_id", "brand_id", "price_level")
+    item_cols = [c for c in table.columns if c.startswith("item_") or c in item_features]
+    records = table.to_dict("records")
+    ids = [int(r["item_id"]) for r in records]
+    items: list = [{c: r[c] for c in item_cols if c != "item_id"} for r in records]
+    items[7], items[8] = None, {}  # unknown item; an empty row
+    items[9] = {"shop_id": items[9]["shop_id"]}  # a row with only some of the item columns
+    shared = {c: v for c, v in records[0].items() if c not in item_cols}
+    shared["device"] = "tablet"  # unknown value of a shared field
+
+    def merged(item_ids, rows, shared=shared):
+        return [{"item_id": i, **shared, **(r or {})} for i, r in zip(item_ids, rows, strict=True)]
+
+    want = enc.encode(merged(ids, items))
+    np.testing.assert_array_equal(enc.encode_items(shared, ids, items), want)  # codes computed
+    np.testing.assert_array_equal(enc.encode_items(shared, ids, items), want)  # codes reused
+    # An equal row that is a new object is encoded afresh, a changed one gives its new codes.
+    changed = [dict(r) if r else r for r in items]
+    changed[0]["price_level"] = 10_000_019
+    np.testing.assert_array_equal(enc.encode_items(shared, ids, changed), enc.encode(merged(ids, changed)))
+    # The same item twice in one request, and a shared row that names the item id itself.
+    twice = [ids[0], ids[0]]
+    np.testing.assert_array_equal(
+        enc.encode_items(shared, twice, [items[0], items[0]]), enc.encode(merged(twice, [items[0], items[0]]))
+    )
+    with_id = {**shared, "item_id": 12345}
+    np.testing.assert_array_equal(
+        enc.encode_items(with_id, ids, items), enc.encode(merged(ids, items, with_id))
+    )
+
+
 def test_serving_model_scores_like_model_score(version):
     from model.scoring import score
 
