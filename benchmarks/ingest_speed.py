@@ -74,6 +74,9 @@ def run_baseline(data: str, out: str) -> dict:
     import pyarrow.json as pj
     import pyarrow.parquet as pq
 
+    from components.ingest.schema import SPECS
+    from taml.core import layout as L
+
     t = time.perf_counter()
     day0 = int(dt.datetime(DAY.year, DAY.month, DAY.day, tzinfo=dt.UTC).timestamp() * 1_000_000)
     ts_type = pa.timestamp("us", tz="UTC")
@@ -85,25 +88,22 @@ def run_baseline(data: str, out: str) -> dict:
             raw = gzip.decompress(raw) if f.suffix == ".gz" else raw
             if raw:
                 tables.append(
-                    pj.read_json(pa.py_buffer(raw), parse_options=pj.ParseOptions(explicit_schema=schema))
+                    pj.read_json(
+                        pa.py_buffer(raw),
+                        # as the step: keys the schema does not name (a conversion's value) are ignored
+                        parse_options=pj.ParseOptions(
+                            explicit_schema=schema, unexpected_field_behavior="ignore"
+                        ),
+                    )
                 )
         return pa.concat_tables(tables) if tables else schema.empty_table()
 
     def ts_us(t: pa.Table) -> np.ndarray:
         return pc.cast(t["ts"], ts_type).cast(pa.int64()).to_numpy()
 
-    imp_schema = pa.schema(
-        [
-            ("impression_id", pa.string()),
-            ("ts", pa.string()),
-            ("user_id", pa.int64()),
-            ("item_id", pa.int64()),
-            ("position", pa.int64()),
-            ("device", pa.string()),
-        ]
-    )
+    # The same raw-input schema the step asks Arrow for (ids and position int64, ts a string).
+    imps = read("impressions", DAY, SPECS[L.IMPRESSIONS].raw_schema)
     ev_schema = pa.schema([("impression_id", pa.string()), ("ts", pa.string())])
-    imps = read("impressions", DAY, imp_schema)
     t_imp = ts_us(imps)
     pos = imps["position"].to_numpy()
     ok = (

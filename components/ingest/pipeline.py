@@ -186,31 +186,15 @@ class ReadPrevSamples(beam.DoFn):
             yield (shard, ("prev", to_ipc(part)))
 
 
+# Where a line came from (file index, line number): the tail of every shuffled event table.
+_ORIGIN = [("file", pa.int32()), ("line", pa.int64())]
 _EMPTY = {
     "imp": pa.schema(
-        [
-            ("impression_id", pa.string()),
-            ("ts", pa.int64()),
-            ("user_id", pa.int64()),
-            ("item_id", pa.int64()),
-            ("position", pa.int64()),
-            ("device", pa.string()),
-            ("file", pa.int32()),
-            ("line", pa.int64()),
-        ]
+        [("impression_id", pa.string()), ("ts", pa.int64()), ("user_id", pa.int64()), ("item_id", pa.int64())]
+        + [("position", pa.int64()), ("device", pa.string()), *_ORIGIN]
     ),
-    "prev": pa.schema(
-        [("impression_id", pa.string()), ("ts", pa.int64()), ("file", pa.int32()), ("line", pa.int64())]
-    ),
-    "clk": pa.schema(
-        [
-            ("impression_id", pa.string()),
-            ("ts", pa.int64()),
-            ("part", pa.int8()),
-            ("file", pa.int32()),
-            ("line", pa.int64()),
-        ]
-    ),
+    "prev": pa.schema([("impression_id", pa.string()), ("ts", pa.int64()), *_ORIGIN]),
+    "clk": pa.schema([("impression_id", pa.string()), ("ts", pa.int64()), ("part", pa.int8()), *_ORIGIN]),
 }
 _EMPTY["cnv"] = _EMPTY["clk"]
 

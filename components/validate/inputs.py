@@ -6,13 +6,10 @@ Everything here is plain pandas/pyarrow; the expectations themselves live in :mo
 from __future__ import annotations
 
 import datetime as dt
-import io
 import statistics
 from dataclasses import dataclass, field
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from taml.core import layout as L
 from taml.core import storage
@@ -34,20 +31,6 @@ SAMPLE_TYPES: dict[str, list[str]] = {
 }
 KEY_COLUMNS = ("impression_id", "event_timestamp", "user_id", "item_id")
 LABEL_SOURCES = (L.CLICKS, L.CONVERSIONS)
-
-
-def read_parquet_dir(uri: str) -> pa.Table | None:
-    """Every parquet file under a folder as one table; None when there is none."""
-    files = storage.list_files(uri, suffix=".parquet")
-    if not files:
-        return None
-    tables = []
-    for f in files:
-        if storage.is_gcs(f):
-            tables.append(pq.read_table(io.BytesIO(storage.read_bytes(f))))
-        else:
-            tables.append(pq.read_table(f))
-    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
 
 
 @dataclass
@@ -78,7 +61,7 @@ def accepted_impressions(manifest: dict, day: dt.date) -> int | None:
 
 def load_day(data_root: str, day: dt.date, lookback_days: int) -> DayInputs:
     samples_uri = L.curated_dir(data_root, "samples", day)
-    table = read_parquet_dir(samples_uri)
+    table = storage.read_parquet_files(samples_uri)
     types = {f.name: str(f.type) for f in table.schema} if table is not None else {}
     samples = table.to_pandas() if table is not None else None
     manifest_uri = L.manifest_path(data_root, day)

@@ -526,6 +526,19 @@ def pyarrow_filesystem(uri: str):
     return pafs.PyFileSystem(_readahead_handler()(fs)), path
 
 
+def read_parquet_files(uri: str):
+    """Every parquet file under a folder (``list_files``: hidden and staging files left out) as one
+    ``pyarrow.Table``, schemas unified permissively; None when there is none."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = list_files(uri, suffix=".parquet")
+    if not files:
+        return None
+    tables = [pq.read_table(path, filesystem=fs) for fs, path in map(pyarrow_filesystem, files)]
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
 @functools.cache
 def _readahead_handler() -> type:
     import pyarrow as pa

@@ -113,31 +113,44 @@ def test_too_long_line_keeps_a_bounded_prefix():
     assert p.good.num_rows == 1
 
 
-def test_profiles_with_bad_ids():
-    spec = SPECS[L.USERS]
-    rows = [
-        b'{"user_id": 5, "ts": "2026-11-01T00:00:00Z", "gender": 1, "age_level": 2, "city_level": 3, "occupation": 4}',
-        b'{"user_id": "abc", "ts": "2026-11-01T00:00:00Z", "gender": 1, "age_level": 2, "city_level": 3, "occupation": 4}',
-        b'{"user_id": -7, "ts": "2026-11-01T00:00:00Z", "gender": 1, "age_level": 2, "city_level": 3, "occupation": 4}',
-        b'{"user_id": 6, "ts": "2025-01-01T00:00:00Z", "gender": 1, "age_level": 2, "city_level": 3, "occupation": 4}',
-    ]
-    p = run_block(rows, spec=spec)
-    assert sorted(zip(p.dead.lines, p.dead.reasons, strict=True)) == [(2, L.BAD_TYPE), (3, L.OUT_OF_RANGE)]
-    # A profile row's ts is "valid from": it may precede its partition's day.
-    assert sorted(p.good["user_id"].to_pylist()) == [5, 6]
+_PROFILE = b'"ts": "%s", "gender": 1, "age_level": 2, "city_level": 3, "occupation": 4}'
 
 
-def test_conversion_value_optional_and_non_negative():
-    spec = SPECS[L.CONVERSIONS]
-    rows = [
-        b'{"impression_id": "a", "ts": "2026-11-01T01:00:00Z"}',
-        b'{"impression_id": "b", "ts": "2026-11-01T01:00:00Z", "value": 12}',
-        b'{"impression_id": "c", "ts": "2026-11-01T01:00:00Z", "value": -5.0}',
-        b'{"impression_id": "d", "ts": "2026-11-01T01:00:00Z", "value": "12"}',
-    ]
-    p = run_block(rows, spec=spec)
-    assert sorted(zip(p.dead.lines, p.dead.reasons, strict=True)) == [(3, L.OUT_OF_RANGE), (4, L.BAD_TYPE)]
-    assert p.good["value"].to_pylist() == [None, 12.0]
+@pytest.mark.parametrize(
+    ("source", "rows", "dead", "column", "good"),
+    [
+        # A profile row's ts is "valid from": it may precede its partition's day.
+        (
+            L.USERS,
+            [
+                b'{"user_id": 5, ' + _PROFILE % b"2026-11-01T00:00:00Z",
+                b'{"user_id": "abc", ' + _PROFILE % b"2026-11-01T00:00:00Z",
+                b'{"user_id": -7, ' + _PROFILE % b"2026-11-01T00:00:00Z",
+                b'{"user_id": 6, ' + _PROFILE % b"2025-01-01T00:00:00Z",
+            ],
+            [(2, L.BAD_TYPE), (3, L.OUT_OF_RANGE)],
+            "user_id",
+            [5, 6],
+        ),
+        # A conversion's value is optional, and never negative.
+        (
+            L.CONVERSIONS,
+            [
+                b'{"impression_id": "a", "ts": "2026-11-01T01:00:00Z"}',
+                b'{"impression_id": "b", "ts": "2026-11-01T01:00:00Z", "value": 12}',
+                b'{"impression_id": "c", "ts": "2026-11-01T01:00:00Z", "value": -5.0}',
+                b'{"impression_id": "d", "ts": "2026-11-01T01:00:00Z", "value": "12"}',
+            ],
+            [(3, L.OUT_OF_RANGE), (4, L.BAD_TYPE)],
+            "value",
+            [None, 12.0],
+        ),
+    ],
+)
+def test_typed_fields_of_profiles_and_conversions(source, rows, dead, column, good):
+    p = run_block(rows, spec=SPECS[source])
+    assert sorted(zip(p.dead.lines, p.dead.reasons, strict=True)) == dead
+    assert sorted(p.good[column].to_pylist(), key=lambda v: (v is not None, v)) == good
 
 
 def test_split_lines_keeps_the_unterminated_tail():

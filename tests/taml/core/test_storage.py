@@ -207,3 +207,25 @@ def test_one_gcs_client_serves_storage_pandas_and_pyarrow(gcs_root, gcs_emulator
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_read_parquet_files_joins_a_folder_and_skips_hidden_files(root):
+    folder = storage.join(root, "curated", "samples", "dt=2026-11-01")
+    assert storage.read_parquet_files(folder) is None
+    parts = {
+        "part-0.parquet": pa.table({"a": [1, 2]}),
+        "sub/part-1.parquet": pa.table({"a": [3], "b": ["x"]}),  # a later writer added a column
+        "_tmp.part-2.parquet": pa.table({"a": [99]}),  # a writer's temporary file: not data yet
+    }
+    for name, table in parts.items():
+        uri = storage.join(folder, name)
+        storage.makedirs(storage.parent(uri))
+        fs, path = storage.pyarrow_filesystem(uri)
+        pq.write_table(table, path, filesystem=fs)
+    got = storage.read_parquet_files(folder)
+    assert got.column_names == ["a", "b"]
+    assert sorted(zip(got["a"].to_pylist(), got["b"].to_pylist(), strict=True)) == [
+        (1, None),
+        (2, None),
+        (3, "x"),
+    ]
