@@ -13,9 +13,9 @@ ends on an older day leaves the online store "as of" that day (run the latest da
 
 With the SQLite online store and the DuckDB offline store (the local profile) and
 ``features.direct_io`` (default), materialization and the point-in-time join run as bulk SQL in
-Feast's own formats (``components.features.online_write`` with the format of ``featurestore``, and
-``components.features.direct``: same online rows, same joined values as Feast, tested) and the repo is applied only when its definitions changed: the common daily run
-does not import Feast. ``features.incremental_materialize`` then writes only rows stamped after
+Feast's own formats (``components.features.online_write`` with the format of ``featurestore``,
+and ``components.features.direct``: same online rows, same joined values as Feast, tested) and
+the repo is applied only when its definitions changed: the common daily run does not import Feast. ``features.incremental_materialize`` then writes only rows stamped after
 the previous run's window when that is provably the same result (see ``MaterializationState``).
 """
 
