@@ -6,14 +6,15 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from taml.core import storage
+from taml.core import shims
 
 # Tests run on 2 shared cores: keep every library single-threaded unless a test says otherwise.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+shims.gcsfs_emulator_environment()  # before anything imports gcsfs
 
 EMULATOR_BUCKET = "taml-test"
 
@@ -24,12 +25,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _emulator_pin() -> str:
+    for line in (Path(__file__).resolve().parents[1] / "requirements.lock").read_text().splitlines():
+        if line.startswith("gcp-storage-emulator=="):
+            return line.split("==", 1)[1].split()[0]
+    raise RuntimeError("requirements.lock pins no gcp-storage-emulator")
+
+
 def _honour_generation_preconditions() -> None:
     """Teach the emulator GCS's ``ifGenerationMatch`` on uploads (it ignores the parameter).
 
     Real GCS rejects a write whose precondition fails with 412; the registry's atomic alias
     relies on exactly that, so the emulator must behave the same for the tests to mean anything.
+    This replaces the emulator's own upload handler, so it runs only on the pinned release (a
+    different one may route uploads elsewhere, and the precondition tests would pass vacuously).
     """
+    import importlib.metadata
     import threading
     from http import HTTPStatus
 
@@ -39,6 +50,12 @@ def _honour_generation_preconditions() -> None:
 
     if getattr(objects, "_taml_preconditions", False):
         return
+    installed, pinned = importlib.metadata.version("gcp-storage-emulator"), _emulator_pin()
+    if installed != pinned:
+        raise RuntimeError(
+            f"tests/conftest.py patches gcp-storage-emulator's upload handler, checked on {pinned} "
+            f"(requirements.lock); {installed} is installed: re-check the patch or install the pin"
+        )
     original = objects.insert
     lock = threading.Lock()
 
@@ -68,11 +85,24 @@ def _honour_generation_preconditions() -> None:
                 return None
             return original(request, response, store, *args, **kwargs)
 
+    replaced = 0
     for _regex, handlers in emu.HANDLERS:
         for method, handler in list(handlers.items()):
             if handler is original:
                 handlers[method] = insert
+                replaced += 1
+    if not replaced:
+        raise RuntimeError("gcp-storage-emulator routes no request to objects.insert: re-check the patch")
     objects._taml_preconditions = True
+
+
+def _reset_gcs_client() -> None:
+    """Forget gcsfs's cached instances: the next one must talk to the emulator now configured."""
+    import sys
+
+    gcsfs = sys.modules.get("gcsfs")
+    if gcsfs is not None:
+        gcsfs.GCSFileSystem.clear_instance_cache()
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +117,7 @@ def gcs_emulator() -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{port}"
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = endpoint
-    storage.reset_gcs_client()
+    _reset_gcs_client()
     try:
         yield endpoint
     finally:
@@ -96,7 +126,7 @@ def gcs_emulator() -> Iterator[str]:
             os.environ.pop("STORAGE_EMULATOR_HOST", None)
         else:
             os.environ["STORAGE_EMULATOR_HOST"] = previous
-        storage.reset_gcs_client()
+        _reset_gcs_client()
 
 
 @pytest.fixture

@@ -104,13 +104,6 @@ def gcs_filesystem():
     return fsspec.filesystem("gs", **options)
 
 
-def reset_gcs_client() -> None:
-    """Forget cached GCS instances (tests point STORAGE_EMULATOR_HOST at a new emulator)."""
-    gcsfs = sys.modules.get("gcsfs")
-    if gcsfs is not None:
-        gcsfs.GCSFileSystem.clear_instance_cache()
-
-
 def _local_fs():
     import fsspec
 
