@@ -223,18 +223,10 @@ def _check_online_sample(config: Config, store, info: S.SourceInfo, w: Window, e
 
 def read_samples(data_root: str, day: dt.date) -> pa.Table:
     folder = L.curated_dir(data_root, "samples", day)
-    files = storage.list_files(folder, suffix=".parquet")
-    if not files:
+    table = storage.read_parquet_files(folder)
+    if table is None:
         raise FeatureStoreError(f"no curated samples under {folder}: run `taml ingest --date {day}` first")
-    tables = []
-    for f in files:
-        if storage.is_gcs(f):
-            import io
-
-            tables.append(pq.read_table(io.BytesIO(storage.read_bytes(f))))
-        else:
-            tables.append(pq.read_table(f))
-    return pa.concat_tables(tables, promote_options="permissive")
+    return table
 
 
 def point_in_time(config: Config, store, samples: pd.DataFrame, data_root: str | None = None) -> pd.DataFrame:
