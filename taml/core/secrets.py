@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Mapping
 
 MASK = "***"
 #: ``password=...`` in Feast/redis connection strings (up to the next comma, space or quote) and
@@ -45,7 +46,7 @@ def remember(value: str) -> None:
     _install_log_redaction()
 
 
-def from_env(name: str, environ: os._Environ | dict | None = None) -> str | None:
+def from_env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The secret in environment variable ``name`` (None when unset or empty), remembered."""
     if not name:
         return None
