@@ -27,6 +27,17 @@ PREDICTIONS: Final = (P_CTR, P_CVR, P_CTCVR)
 LABELS: Final = (CLICK, CONVERSION)
 TASKS: Final = ("ctr", "cvr", "ctcvr")
 TASK_PREDICTION: Final = {"ctr": P_CTR, "cvr": P_CVR, "ctcvr": P_CTCVR}
+#: The scores a row was served with, kept beside the re-scored ones (monitoring.run re-scores the
+#: reference window with day D's model; the AUC trend reads what was served).
+SERVED: Final = {col: f"served_{col}" for col in PREDICTIONS}
+
+
+def as_served(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the scores it was served with as its predictions (itself when it has no others)."""
+    kept = {served: col for col, served in SERVED.items() if served in df.columns}
+    if not kept:
+        return df
+    return df.drop(columns=list(kept.values())).rename(columns=kept)
 
 
 def task_arrays(df: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray]:
@@ -82,8 +93,15 @@ def task_auc_interval(df: pd.DataFrame, task: str, confidence: float) -> I.Inter
 def auc_drop_interval(
     reference: pd.DataFrame, current: pd.DataFrame, task: str, confidence: float
 ) -> I.Interval:
-    """Reference AUC minus day D's AUC: independent rows, so the DeLong variances add."""
-    y_ref, p_ref = task_arrays(reference, task)
+    """Reference AUC minus day D's AUC: independent rows, so the DeLong variances add.
+
+    The reference side reads the scores each day was *served* with, not the re-scored ones: the
+    model of day D was trained on most of the window, and its AUC there is in-sample (optimistic),
+    so against it day D would always look like a drop. Served scores are each day's
+    out-of-sample AUC, the trend this check is for; a blessed update is no worse than the model
+    it replaced, so an update alone does not read as a drop.
+    """
+    y_ref, p_ref = task_arrays(as_served(reference), task)
     y_cur, p_cur = task_arrays(current, task)
     a_ref, v_ref = I.delong(y_ref, [p_ref])
     a_cur, v_cur = I.delong(y_cur, [p_cur])

@@ -65,7 +65,7 @@ def _max_tests(b: MonitorBounds) -> list:
 
 def data_definition(features: FeatureColumns, extra_categorical: list[str]) -> DataDefinition:
     return DataDefinition(
-        numerical_columns=[*features.numerical, *C.PREDICTIONS, *C.LABELS],
+        numerical_columns=[*features.numerical, *C.PREDICTIONS, *C.SERVED.values(), *C.LABELS],
         categorical_columns=[*features.categorical, *features.bucketized, *extra_categorical],
     )
 
@@ -183,7 +183,7 @@ def run_report(
     metrics = build_metrics(cfg, features, reference is not None, task_positives, external, notes, unseen)
     extra = sorted(unseen - set(features.all))
     definition = data_definition(features, extra)
-    columns = [*features.all, *extra, *C.LABELS, *C.PREDICTIONS]
+    columns = [*features.all, *extra, *C.LABELS, *C.PREDICTIONS, *C.SERVED.values()]
     cur = Dataset.from_pandas(_prepare(current, columns, features), data_definition=definition)
     ref = None
     if reference is not None:
@@ -208,6 +208,9 @@ def run_report(
 def _prepare(df: pd.DataFrame, columns: list[str], features: FeatureColumns) -> pd.DataFrame:
     """Only the columns the report reads, typed for Evidently (and for speed: integer codes)."""
     out = df[[c for c in columns if c in df.columns]].copy()
+    for col, served in C.SERVED.items():
+        if served not in out.columns:  # both datasets carry them: scored as served unless re-scored
+            out[served] = out[col]
     for c in out.columns:
         if c in features.bucketized:
             # The model's own bucketing: 0 = missing, bucket i = [b[i-1], b[i]) shifted by one.
@@ -216,7 +219,7 @@ def _prepare(df: pd.DataFrame, columns: list[str], features: FeatureColumns) -> 
             out[c] = np.where(np.isnan(x), 0, codes).astype(np.int64)
         elif c in features.numerical:
             out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
-        elif c in C.LABELS or c in C.PREDICTIONS:
+        elif c in C.LABELS or c in C.PREDICTIONS or c in C.SERVED.values():
             continue
         elif pd.api.types.is_numeric_dtype(out[c]):
             # Integer codes count far faster than strings; ids and codes are non-negative.

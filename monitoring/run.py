@@ -139,7 +139,8 @@ def _scored_like_day_d(
     scores, a model update alone would read as prediction drift and as a calibration shift. The
     rows scored by another version are scored again with D's version (the rows are the sample
     already drawn, at most ``max_rows`` in all), so the comparison holds the model fixed and only
-    the world can move it. Where that is impossible (no scorer, several versions on day D, the
+    the world can move it. The served scores stay beside them (``calibration.SERVED``) for the
+    AUC trend, which must compare out-of-sample AUCs (``calibration.auc_drop_interval``). Where that is impossible (no scorer, several versions on day D, the
     version not in the registry) the window stays as served and the note says so.
     """
     reference = window.frame
@@ -173,6 +174,7 @@ def _scored_like_day_d(
         )
     out = reference.copy()
     for col in C.PREDICTIONS:
+        out[C.SERVED[col]] = out[col].to_numpy(np.float64)  # the AUC trend reads these
         out.loc[stale, col] = scores[col].to_numpy(np.float64)
     out["model_version"] = version
     out = check_predictions(out, f"reference window re-scored with {version}")

@@ -116,3 +116,35 @@ def test_a_version_that_cannot_be_loaded_leaves_the_window_as_served(sim, artifa
     )  # fmt: skip
     note = next(n for n in r.notes if n.startswith("reference window as served"))
     assert "not re-scored with v-gone" in note and "not in the registry" in note
+
+
+def test_the_auc_trend_compares_the_days_as_served_not_in_sample(sim, artifact_root, monitor_config, day):
+    """Day D's model trained on most of the window: there it ranks far better than on unseen days.
+
+    The scorer here is that extreme, a model that memorised the window's labels (AUC 1 on it).
+    Calibration and drift read its scores; the AUC trend reads each day's served, out-of-sample
+    scores, so day D is not flagged for ranking worse than the model did on its own training rows.
+    """
+
+    def memorised(config, artifact_root, version, rows):
+        hit = rows["click"].to_numpy(np.float64)
+        out = pd.DataFrame({"p_ctr": np.where(hit > 0, 0.5, 0.02)})
+        out["p_cvr"] = np.where(rows["conversion"].to_numpy() > 0, 0.6, 0.05)
+        out["p_ctcvr"] = out["p_ctr"] * out["p_cvr"]
+        return out
+
+    r = run_monitor(
+        monitor_config, day, "unused", artifact_root, write_history=False, reference_scorer=memorised,
+    )  # fmt: skip
+    assert not any("AUC drop" in p for p in r.problems), r.problems
+    assert r.headline_metrics["cvr_auc_drop_check"] < monitor_config.monitor.auc_drop.warn_max
+    # Compared in-sample, the same day reads as a large drop.
+    from monitoring.calibration import SERVED, auc_drop_interval
+
+    reference = pd.concat(
+        [memorised(None, None, None, f).assign(click=f["click"].to_numpy(), conversion=f["conversion"].to_numpy())
+         for f in [sim.clean_predictions(day - dt.timedelta(days=k)) for k in range(1, REFERENCE_DAYS + 1)]],
+        ignore_index=True,
+    )  # fmt: skip
+    assert not set(SERVED.values()) & set(reference.columns)
+    assert auc_drop_interval(reference, sim.clean_predictions(day), "cvr", 0.95).low > 0.05
