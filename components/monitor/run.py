@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from components.common.production import load_version
 from components.common.records import write_record
-from components.evaluate import NoProductionModelError, score_served_model
-from monitoring import MonitorResult, run_monitor
+from taml.core import layout, registry, storage
 from taml.core.config import Config
 from taml.core.errors import TamlError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from monitoring import MonitorResult
 
 NO_MODEL = "no model"
 
@@ -62,7 +65,19 @@ def run_monitor_step(
     validation_failed: bool = False,
     write_history: bool = True,
 ) -> MonitorOutcome:
-    """Report on ``date``; raises ``MonitorInputError`` on unusable predictions (from monitoring/)."""
+    """Report on ``date``; raises ``MonitorInputError`` on unusable predictions (from monitoring/).
+
+    A day nothing served (no predictions, no production model: the first days of a history) is
+    recorded before monitoring/ and the scorers are imported (Evidently alone takes seconds).
+    """
+    day = layout.parse_date(date)
+    if registry.read_alias(artifact_root, config.pipeline.model_name) is None and not storage.list_files(
+        layout.predictions_dir(artifact_root, day), suffix=".parquet", limit=1
+    ):
+        return _no_model(artifact_root, day, f"cannot score {day}: there is no production model yet")
+    from components.evaluate import NoProductionModelError, score_served_model
+    from monitoring import run_monitor
+
     try:
         result = run_monitor(
             config,
@@ -75,9 +90,7 @@ def run_monitor_step(
             reference_scorer=score_with_version,
         )
     except NoProductionModelError as e:
-        outcome = MonitorOutcome(NO_MODEL, reason=str(e))
-        write_record(artifact_root, date, "monitor", {"status": NO_MODEL, "reason": outcome.reason})
-        return outcome
+        return _no_model(artifact_root, day, str(e))
     write_record(
         artifact_root,
         date,
@@ -91,3 +104,8 @@ def run_monitor_step(
         },
     )
     return MonitorOutcome(result.status, result=result)
+
+
+def _no_model(artifact_root: str, day: dt.date, reason: str) -> MonitorOutcome:
+    write_record(artifact_root, day, "monitor", {"status": NO_MODEL, "reason": reason})
+    return MonitorOutcome(NO_MODEL, reason=reason)
