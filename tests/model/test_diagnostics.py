@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from model.artifacts import LoadedModel, VersionMetadata
+from model.compare import PAPER_TAML
 from model.diagnostics import concordant_share, cvr_collapse, gate_weight_table, spearman
 from model.fitting import fit
 from model.scoring import gate_weights
-from model.spec import ModelConfig, TrainConfig
+from model.spec import ModelConfig, TamlOptions, TrainConfig
 
 
 def test_spearman_is_the_rank_correlation_with_average_ties():
@@ -55,7 +56,8 @@ def test_gate_weights_of_a_trained_taml_and_none_for_a_model_without_gates(world
     train, test, spec, _ = world
     tc = TrainConfig(epochs=1, batch_size=512, progress=False)
     for arch, expect_gates in (("taml", True), ("mlp", False)):
-        f = fit(train, spec, ModelConfig(architecture=arch), tc)
+        # The paper's sizes: the validated default has one expert per gate (weights all 1).
+        f = fit(train, spec, ModelConfig(architecture=arch, taml=TamlOptions(**PAPER_TAML)), tc)
         loaded = LoadedModel(f.model, f.config, f.spec, f.vocab, VersionMetadata(version=arch))
         w = gate_weights(loaded, test)
         if not expect_gates:
