@@ -10,14 +10,19 @@ with a password; a default-size TAML version published and promoted), then in ON
 2. end to end, `taml serve` as its own process per store (127.0.0.1), `:rank` requests from
    keep-alive HTTP connections (one thread each), latency per request on the client; each level
    with the item cache (as a long-running server) and, at concurrency 1, without it
-   (``serving.item_cache_size=0``: every request reads its 100 items from the store).
+   (``serving.item_cache_size=0``: every request reads its 100 items from the store). The
+   prediction log is on, as in production (``--no-log``: off, as the figures before 2026-12-02).
 
     .venv/bin/python benchmarks/serving_latency.py --requests 1000 --json bench-out/serving.json
+
+With ``--baseline DIR`` (another checkout), 3. per store, that checkout's server and this one's
+answer the same requests in turns: the before/after ratio of a change on the same machine load.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -29,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -158,12 +164,14 @@ def run_level(port: int, concurrency: int, n_requests: int, users: int, items: i
     }
 
 
-def start_server(world: dict, store: str, port: int, torch_threads: int, extra: list[str], env: dict):
+def start_server(world: dict, store: str, port: int, args, extra: list[str], env: dict, tree: Path = ROOT):
+    """`taml serve` of the code in ``tree`` (this checkout, or ``--baseline``'s) on ``port``."""
     cfg = world["cfgs"][store]
     sets = [
         "serving.host=127.0.0.1",
-        f"serving.torch_threads={torch_threads}",
-        "serving.log_enabled=false",
+        f"serving.torch_threads={args.torch_threads}",
+        # The prediction log on, as in production (it writes under the throw-away world).
+        f"serving.log_enabled={'false' if args.no_log else 'true'}",
         f"features.online_store={cfg.features.online_store}",
         f"features.redis_connection_string={cfg.features.redis_connection_string}",
         *extra,
@@ -179,15 +187,17 @@ def start_server(world: dict, store: str, port: int, torch_threads: int, extra: 
         world["art"],
     ]
     cmd += ["--port", str(port)] + [x for s in sets for x in ("--set", s)]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**env, "PYTHONPATH": str(tree)}
+    return subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def serve_levels(world, store, extra, levels, args, env) -> list[dict]:
+@contextlib.contextmanager
+def server(world, store, extra, args, env, tree: Path = ROOT) -> Iterator[int]:
+    """A ready server (its item cache warmed by ``--warmup`` requests); yields its port."""
     import serving_fixtures as F
 
     port = F.free_port()
-    server = start_server(world, store, port, args.torch_threads, extra, env)
-    out = []
+    proc = start_server(world, store, port, args, extra, env, tree)
     try:
 
         def ready() -> bool:
@@ -199,21 +209,67 @@ def serve_levels(world, store, extra, levels, args, env) -> list[dict]:
                 return False
 
         if not F.wait_until(ready, 180, every=0.2):
-            raise SystemExit(f"{store} server did not become ready")
+            raise SystemExit(f"{store} server of {tree} did not become ready")
         # Warm-up fills the item cache with every item (as a long-running server's would be).
         run_level(port, 1, args.warmup, args.users, args.items, args.items_per_request, seed=0)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def serve_levels(world, store, extra, levels, args, env) -> list[dict]:
+    out = []
+    with server(world, store, extra, args, env) as port:
         for c in levels:
             load = os.getloadavg()[0]
             r = run_level(port, c, args.requests, args.users, args.items, args.items_per_request, seed=c)
-            r.update(store=store, item_cache=not extra, load_before=round(load, 2))
+            r.update(store=store, item_cache=not extra, log=not args.no_log, load_before=round(load, 2))
             out.append(r)
             print(json.dumps(r), flush=True)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    return out
+
+
+def side_by_side(world, store, args, env) -> dict:
+    """This checkout and ``--baseline``'s, both serving at once; each request goes to both, in
+    turns (who goes first alternates), so both see the same machine load: concurrency 1, cache on."""
+    rng = random.Random(7)
+    bodies = [
+        json.dumps(
+            {
+                "user_id": rng.randrange(args.users),
+                "items": rng.sample(range(args.items), args.items_per_request),
+            }
+        )
+        for _ in range(args.requests)
+    ]
+    lat: dict[str, list[float]] = {"current": [], "baseline": []}
+    load = os.getloadavg()[0]
+    with (
+        server(world, store, [], args, env) as cur,
+        server(world, store, [], args, env, args.baseline) as base,
+    ):
+        cons = {
+            k: http.client.HTTPConnection("127.0.0.1", p, timeout=30)
+            for k, p in (("current", cur), ("baseline", base))
+        }
+        for j, body in enumerate(bodies):
+            for k in ("current", "baseline") if j % 2 == 0 else ("baseline", "current"):
+                t0 = time.perf_counter()
+                cons[k].request("POST", "/v1/models/taml:rank", body, {"Content-Type": "application/json"})
+                resp = cons[k].getresponse()
+                data = resp.read()
+                lat[k].append((time.perf_counter() - t0) * 1e3)
+                if resp.status != 200:
+                    raise SystemExit(f"{k} {store} server answered {resp.status}: {data[:200]!r}")
+    out = {"store": store, "baseline_tree": str(args.baseline), "load_before": round(load, 2)}
+    out.update({k: percentiles(v) for k, v in lat.items()})
+    for q in ("p50_ms", "p99_ms"):
+        out[f"{q}_current_over_baseline"] = round(out["current"][q] / out["baseline"][q], 2)
+    print(json.dumps(out), flush=True)
     return out
 
 
@@ -228,6 +284,18 @@ def main() -> int:
     ap.add_argument("--lookups", type=int, default=1000, help="in-process lookups per direct reader")
     ap.add_argument("--feast-lookups", type=int, default=200, help="in-process lookups through Feast")
     ap.add_argument("--torch-threads", type=int, default=1, help="serving.torch_threads of the server")
+    ap.add_argument(
+        "--no-log",
+        action="store_true",
+        help="serve with serving.log_enabled=false (figures before 2026-12-02)",
+    )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. `git worktree add /tmp/base REV`): its `taml serve` and this one's "
+        "answer the same requests in turns, per store (concurrency 1, item cache on)",
+    )
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
 
@@ -254,6 +322,8 @@ def main() -> int:
             results += serve_levels(world, store, [], levels, args, env)
             results += serve_levels(world, store, ["serving.item_cache_size=0"], [1], args, env)
         out["results"] = results
+        if args.baseline is not None:
+            out["side_by_side"] = [side_by_side(world, store, args, env) for store in ("sqlite", "redis")]
     finally:
         stop_redis(redis)
         shutil.rmtree(tmp, ignore_errors=True)
