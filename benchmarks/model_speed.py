@@ -1,6 +1,6 @@
 """Training speed of every architecture, and step time against the id vocabulary size.
 
-Setup (paper sizes): batch 2000, 22 categorical fields of embedding dim 8 (the 23-field default
+Setup: batch 2000, 22 categorical fields at the default embedding size (the 23-field default
 spec less one stat: user_id and item_id with 100k values each, 11 small profile/context fields,
 9 bucketized stats of 12-13 buckets), the default ModelConfig of each architecture, the real
 trainer (pre-built tensors, sliced batches, lazy sparse Adam + dense Adam, L2 1e-6, no progress bar).
