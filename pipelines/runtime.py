@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -67,7 +68,7 @@ def step_context(config: str, date: str) -> StepContext:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     if _in_kfp_task():
-        atexit.register(_leave_without_teardown)
+        atexit.register(_leave_without_teardown, time.time())
     return StepContext(read_config_parameter(config), layout.parse_date(date))
 
 
@@ -80,19 +81,36 @@ def _in_kfp_task() -> bool:
     return getattr(getattr(main, "__spec__", None), "name", None) == KFP_EXECUTOR
 
 
-def _leave_without_teardown() -> None:
+#: Slack for a file system's coarse modification times against ``time.time()``.
+MTIME_MARGIN_S = 1.0
+
+
+def _executor_output_written(since: float) -> bool:
+    """Whether KFP's executor wrote this task's output file after ``since`` (its last act on success)."""
+    try:
+        executor_input = json.loads(sys.argv[sys.argv.index("--executor_input") + 1])
+        path = executor_input["outputs"]["outputFile"]
+        # A file system's clock ticks coarser than time.time(); a stale file from an earlier
+        # attempt of the task predates this process by far more than the margin.
+        return os.path.getmtime(path) >= since - MTIME_MARGIN_S
+    except (ValueError, IndexError, KeyError, TypeError, OSError):
+        return False
+
+
+def _leave_without_teardown(started: float) -> None:
     """End a task process that succeeded without the interpreter's module teardown.
 
     A step's process holds torch, pandas, pyarrow, Feast, Great Expectations or Evidently, and
     tearing those modules down cost more than some steps' work (measured under load: 21 s
-    against 0.6 s for a process that imported them). By the time ``atexit`` runs, the executor
-    has written its output file, every step has closed what it wrote (``with`` blocks) and the
-    non-daemon threads have been joined; logging and the standard streams are flushed here. A
-    task that failed (an uncaught exception: ``sys.last_value`` is set) is left alone, so it
-    exits the normal way with its error status. Registered only inside a KFP task process,
-    never in a test run or the CLI.
+    against 0.6 s for a process that imported them). Only a task that provably succeeded is cut
+    short: no uncaught exception (``sys.last_value``) and the executor's output file written
+    during this process, which KFP does after the step returned and its outputs were recorded.
+    A ``SystemExit`` or a failure anywhere leaves the file unwritten, so that process exits the
+    normal way with its own status. Every step has closed what it wrote (``with`` blocks) and
+    the non-daemon threads have been joined by now; logging and the standard streams are flushed
+    here. Registered only inside a KFP task process, never in a test run or the CLI.
     """
-    if getattr(sys, "last_value", None) is not None:
+    if getattr(sys, "last_value", None) is not None or not _executor_output_written(started):
         return
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

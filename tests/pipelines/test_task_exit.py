@@ -1,43 +1,76 @@
-"""A KFP task that succeeded leaves without the interpreter's teardown; a failed one exits as usual."""
+"""A KFP task process that succeeded skips module teardown; any other keeps its exit status."""
 
-# (No postponed annotations: KFP reads the component's parameter types at definition time.)
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from kfp import dsl, local
 
-from pipelines.runtime import config_parameter
-from taml.core.config import Config
+ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = """
+import atexit, json, sys, time
+from pipelines import runtime
+mode = sys.argv.pop()
+out = sys.argv[1]
+sys.argv = ["executor_main", "--executor_input", json.dumps({"outputs": {"outputFile": out}})]
+atexit.register(lambda: print("teardown ran", flush=True))  # runs only on a normal exit
+atexit.register(runtime._leave_without_teardown, time.time())
+if mode in ("ok", "raise_after_output"):
+    open(out, "w").write("{}")
+if mode == "raise_after_output":
+    raise RuntimeError("failed after the output")
+if mode == "exit_3":
+    sys.exit(3)
+"""
 
 
-def probe(config: str, date: str, fail: bool, marker: str) -> str:
-    import atexit
-
-    # Registered before step_context's handler, so it runs after it: only a normal teardown runs it.
-    atexit.register(lambda: open(marker, "w").write("teardown ran"))
-    from pipelines.runtime import step_context
-
-    s = step_context(config, date)
-    if fail:
-        raise RuntimeError("the step failed")
-    return s.day.isoformat()
-
-
-@pytest.fixture
-def task(tmp_path: Path):
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"))
-    component = dsl.component(probe, base_image="python:3.11", install_kfp_package=False)
-    return lambda fail: component(
-        config=config_parameter(Config()), date="2026-11-05", fail=fail, marker=str(tmp_path / "marker")
+def _run(tmp_path: Path, mode: str) -> subprocess.CompletedProcess:
+    out = tmp_path / "executor_output.json"
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, str(out), mode],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
-def test_a_task_that_succeeded_skips_the_teardown_and_keeps_its_outputs(task, tmp_path):
-    assert task(False).output == "2026-11-05"
-    assert not (tmp_path / "marker").exists()
+def test_a_task_whose_executor_wrote_its_output_ends_without_teardown(tmp_path: Path) -> None:
+    r = _run(tmp_path, "ok")
+    assert r.returncode == 0, r.stderr
+    assert "teardown ran" not in r.stdout
 
 
-def test_a_task_that_failed_exits_the_normal_way_with_its_error(task, tmp_path):
-    with pytest.raises(RuntimeError, match="FAILURE"):
-        task(True)
-    assert (tmp_path / "marker").read_text() == "teardown ran"
+@pytest.mark.parametrize(
+    ("mode", "status"),
+    [("exit_3", 3), ("raise_after_output", 1), ("no_output", 0)],
+)
+def test_any_other_ending_exits_the_normal_way_with_its_status(
+    tmp_path: Path, mode: str, status: int
+) -> None:
+    r = _run(tmp_path, mode)
+    assert r.returncode == status, r.stderr
+    assert "teardown ran" in r.stdout
+
+
+def test_a_stale_output_file_from_an_earlier_attempt_does_not_count(tmp_path: Path) -> None:
+    import os
+
+    from pipelines import runtime
+
+    out = tmp_path / "executor_output.json"
+    out.write_text(json.dumps({}))
+    old = out.stat().st_mtime - 60
+    os.utime(out, (old, old))
+    argv = ["executor_main", "--executor_input", json.dumps({"outputs": {"outputFile": str(out)}})]
+    saved = sys.argv
+    try:
+        sys.argv = argv
+        assert not runtime._executor_output_written(old + 30)
+        assert runtime._executor_output_written(old)
+    finally:
+        sys.argv = saved
