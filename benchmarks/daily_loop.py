@@ -369,7 +369,11 @@ def evaluate_days(
                 ),
                 "blessed": bool(ev.get("blessed")),
                 "failed_rules": ev.get("failed_rules", []),
+                "deciding_rule": ev.get("deciding_rule"),
+                "gate_reason": ev.get("reason"),
+                "min_conversions": ev.get("min_conversions"),
                 "alert": mon.get("status"),
+                "alert_reason": mon.get("problems") or mon.get("reason"),
                 "production": ev.get("production"),
                 "candidate": ev.get("candidate"),
                 "observed": {
@@ -485,6 +489,8 @@ def markdown(rows: list[dict], targets: dict) -> str:
 
         obs = r["observed"]
         verdict = "blessed" if r["blessed"] else ("rejected" if r.get("candidate") else "-")
+        if r.get("candidate") and not r["blessed"] and r.get("failed_rules"):
+            verdict += f" ({', '.join(r['failed_rules'])})"
         if r["validation"] is False:
             verdict = "validation failed"
         lines.append(
