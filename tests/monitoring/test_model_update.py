@@ -148,3 +148,14 @@ def test_the_auc_trend_compares_the_days_as_served_not_in_sample(sim, artifact_r
     )  # fmt: skip
     assert not set(SERVED.values()) & set(reference.columns)
     assert auc_drop_interval(reference, sim.clean_predictions(day), "cvr", 0.95).low > 0.05
+
+
+def test_the_unseen_item_share_is_tested_only_on_a_full_reference_window(sim, artifact_root, monitor_config):
+    flood_day = sim.days[FIRST_PREDICTED + 2]  # two reference days of five
+    r = run_monitor(
+        monitor_config, flood_day, "unused", artifact_root, write_history=False,
+        predictions=sim.scenario_predictions("new_item_flood", flood_day),
+    )  # fmt: skip
+    assert r.headline_metrics["item_id_unseen_share"] > 0.4
+    assert not any("Unseen item_id" in p for p in r.problems), r.problems
+    assert any("2 of 5 days" in n and "shown, not tested" in n for n in r.notes)
