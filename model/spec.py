@@ -265,6 +265,12 @@ class TrainConfig(_Strict):
     epochs: int = Field(
         3, ge=1, description="Passes over the training window (chosen on validation; paper 1)."
     )
+    warm_epochs: int | None = Field(
+        1,
+        ge=1,
+        description="Passes over the window for a warm update (None: epochs). The parent has already "
+        "fit the window's older days, so more passes re-fit each day many times over.",
+    )
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps in total.")
     seed: int = Field(42, description="Seed of initialisation and shuffling.")
     shuffle: bool = Field(True, description="Shuffle the samples every epoch.")

@@ -43,6 +43,18 @@ class TrainOutcome:
     vocab_counted_days: int = 0
 
 
+def warm_update_config(config: Config) -> Config:
+    """``config`` with ``train.epochs`` set to ``train.warm_epochs`` (when set) for a warm update.
+
+    The epochs chosen on validation fit a model from scratch; a warm update starts from a parent
+    that has already fit all but the window's last day, and the window slides one day at a time.
+    """
+    warm = config.train.warm_epochs
+    if warm is None or warm == config.train.epochs:
+        return config
+    return config.model_copy(update={"train": config.train.model_copy(update={"epochs": warm})})
+
+
 def version_id(plan: TrainingPlan, config: Config, weights_sha256: str) -> str:
     """Named for its trained-through day plus a digest of what was trained: its weights and lineage.
 
@@ -125,6 +137,8 @@ def run_train(
     frames = [read_table(data_root, [day]) for day in plan.days]
     row_days = np.repeat([d.isoformat() for d in plan.days], [len(f) for f in frames])
     table = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if plan.mode == "warm":
+        config = warm_update_config(config)
     # torchrun over N processes when configured (pipeline.train_processes)
     result = fit_table(table, config, parent if plan.mode == "warm" else None, row_days)
     history = result.result.history

@@ -139,7 +139,10 @@ def test_better_ctr_but_a_significant_cvr_drop_is_not_blessed(world):
 def test_first_deployment_is_judged_against_the_base_rates(world):
     click, conv = world.day.click, world.day.conversion
     base = base_rate_scores(N, click.mean() * 1.05, conv.sum() / click.sum() * 0.95)
-    good = _judge(world, world.model("cand", seed=2), base, first=True)
+    with_calibration = GateRules(
+        max_regression={**GateRules().max_regression, "ctr_calibration": 0.1, "ctcvr_calibration": 0.1}
+    )
+    good = _judge(world, world.model("cand", seed=2), base, rules=with_calibration, first=True)
     assert good.blessed, good.reason
     assert good.reference.startswith("base-rate") and good.production is None
     lead = {r.rule for r in good.rules if r.metric in ("ctcvr_auc", "log_loss") and r.rule != "floor"}

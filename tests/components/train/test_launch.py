@@ -92,3 +92,14 @@ def test_process_count_from_config_or_the_gpus():
     assert processes(cfg, visible_gpus=4) == 3
     with pytest.raises(LaunchError, match="train_processes=3 but 2 GPU"):
         processes(cfg, visible_gpus=2)
+
+
+def test_a_warm_update_trains_warm_epochs_and_a_cold_start_epochs():
+    from components.train.run import warm_update_config
+    from taml.core.config import load_config
+
+    config = load_config(overrides=["train.epochs=3", "train.warm_epochs=1"])
+    assert warm_update_config(config).train.epochs == 1
+    assert config.train.epochs == 3  # the step's own config is left alone
+    same = load_config(overrides=["train.epochs=3", "train.warm_epochs=null"])
+    assert warm_update_config(same).train.epochs == 3
