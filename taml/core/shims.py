@@ -23,6 +23,7 @@ from taml.core.errors import TamlError
 #: distribution → the release each shim below was checked against (requirements.lock's pin).
 CHECKED: dict[str, str] = {
     "apache-beam": "2.77.0",
+    "evidently": "0.7.23",
     "gcsfs": "2026.10.1",
     "pyarrow": "25.0.1",
 }
