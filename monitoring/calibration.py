@@ -76,6 +76,21 @@ def task_ece(df: pd.DataFrame, task: str, bins: int) -> float:
     return ece(y, p, bins) if y.size else math.nan
 
 
+def task_relative_ece_interval(df: pd.DataFrame, task: str, bins: int, confidence: float) -> I.Interval:
+    """ECE / the task's observed rate, with the ECE's joint bounds (``model.intervals.ece_interval``).
+
+    Relative to the base rate, so one limit means the same on CTR (~0.05), CVR on clicks (~0.1)
+    and CTCVR (~0.005), and on worlds of other densities; the rate is read as fixed (its own
+    noise is the calibration ratio's check).
+    """
+    y, p = task_arrays(df, task)
+    iv = I.ece_interval(y, p, bins, confidence)
+    rate = float(y.mean()) if y.size else math.nan
+    if not (math.isfinite(rate) and rate > 0):
+        return I.undefined(confidence, iv.method)
+    return I.Interval(iv.value / rate, iv.low / rate, iv.high / rate, confidence, iv.method + ", / observed rate")
+
+
 def task_auc(df: pd.DataFrame, task: str) -> float:
     return auc(*task_arrays(df, task))
 

@@ -149,6 +149,24 @@ class ExpectedCalibrationErrorCalculation(_TaskCalculation[ExpectedCalibrationEr
         return C.task_ece(df, self.metric.task, self.metric.bins)
 
 
+class RelativeEceBound(TaskMetric):
+    """ECE / observed rate against its limits: ``evidence()`` of its joint per-bin interval."""
+
+    bins: int = 10
+    confidence: float = 0.95
+
+
+class RelativeEceBoundCalculation(_TaskCalculation[RelativeEceBound]):
+    title: ClassVar[str] = "Expected calibration error / observed rate"
+
+    def value(self, df: pd.DataFrame) -> float:
+        m = self.metric
+        return evidence(m, C.task_relative_ece_interval(df, m.task, m.bins, m.confidence))
+
+    def display_name(self) -> str:
+        return f"{super().display_name()}, {_side(self.metric)}"
+
+
 class TaskAuc(TaskMetric):
     """ROC AUC of one task (CVR on clicked impressions only)."""
 

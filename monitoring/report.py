@@ -112,13 +112,11 @@ def build_metrics(
                 task=task, side="under", confidence=cfg.confidence, critical=enough,
                 warn_min=shift.warn_min, alert_min=shift.alert_min,
             )  # fmt: skip
-        metrics[f"{task}_ece"] = M.ExpectedCalibrationError(
-            task=task,
-            bins=cfg.reliability_bins,
-            critical=enough,
-            warn_max=cfg.ece_warn_max.get(task),
-            alert_max=cfg.ece_alert_max.get(task),
-        )
+        metrics[f"{task}_ece"] = M.ExpectedCalibrationError(task=task, bins=cfg.reliability_bins)
+        metrics[f"{task}_ece_check"] = M.RelativeEceBound(
+            task=task, bins=cfg.reliability_bins, confidence=cfg.confidence, critical=enough,
+            **_bounds(cfg.relative_ece),
+        )  # fmt: skip
         metrics[f"{task}_auc"] = M.TaskAuc(task=task)
         metrics[f"{task}_auc_check"] = M.TaskAucBound(
             task=task,

@@ -664,13 +664,11 @@ class MonitorConfig(Section):
         description="Day D's calibration ratio / the reference window's, per task (a break against "
         "the model's own past); tested on its Poisson interval.",
     )
-    ece_warn_max: dict[str, float] = Field(
-        default_factory=lambda: {"ctr": 0.01, "cvr": 0.03, "ctcvr": 0.003},
-        description="Expected calibration error above which a task warns (scale follows the base rate).",
-    )
-    ece_alert_max: dict[str, float] = Field(
-        default_factory=lambda: {"ctr": 0.02, "cvr": 0.06, "ctcvr": 0.006},
-        description="Expected calibration error above which a task alerts.",
+    relative_ece: MonitorBounds = Field(
+        default_factory=lambda: MonitorBounds(warn_max=0.2, alert_max=0.4),
+        description="Expected calibration error / the task's observed rate, per task; tested on "
+        "its lower bound (per-bin normal bounds, Bonferroni over bins), since the bare ECE of a "
+        "calibrated model on few rows is noise. Relative, so one limit fits every task and density.",
     )
     reliability_bins: int = Field(
         10, ge=2, description="Equal-width bins of ECE and of the reliability table."

@@ -141,3 +141,43 @@ def test_confidence_is_one_sided_and_checked():
     assert I.z_value(0.95) == pytest.approx(1.6449, abs=1e-4)
     with pytest.raises(ValueError, match="one-sided"):
         I.z_value(0.3)
+
+
+def test_ece_interval_value_is_the_ece_and_its_bounds_bracket_it():
+    from model.metrics import ece
+
+    rng = np.random.default_rng(3)
+    p = rng.beta(1, 12, 20_000)
+    y = (rng.random(p.size) < p).astype(float)
+    iv = I.ece_interval(y, p, 10, 0.95)
+    assert iv.value == pytest.approx(ece(y, p, 10))
+    assert 0.0 <= iv.low <= iv.value <= iv.high
+
+
+def test_ece_lower_bound_of_a_calibrated_model_is_zero_at_its_confidence():
+    # The bare ECE of calibrated predictions is positive on every draw (noise); the joint lower
+    # bound must read 0 on at least `confidence` of them.
+    rng = np.random.default_rng(11)
+    lows, values = [], []
+    for _ in range(200):
+        p = rng.beta(1, 12, 3000)
+        y = (rng.random(p.size) < p).astype(float)
+        iv = I.ece_interval(y, p, 10, 0.95)
+        lows.append(iv.low)
+        values.append(iv.value)
+    assert min(values) > 0.0
+    assert np.mean(np.asarray(lows) > 0) <= 0.05
+
+
+def test_ece_lower_bound_sees_a_real_miscalibration_and_stays_below_it():
+    rng = np.random.default_rng(5)
+    q = rng.beta(1, 12, 50_000)
+    y = (rng.random(q.size) < q).astype(float)
+    p = np.clip(1.5 * q, 0, 1)  # over-predicts by half: true ECE = 0.5 · mean(q) ≈ 0.038
+    true_ece = float(np.mean(p - q))
+    iv = I.ece_interval(y, p, 10, 0.95)
+    assert 0.0 < iv.low < true_ece < iv.high
+
+
+def test_ece_interval_of_no_rows_is_undefined():
+    assert math.isnan(I.ece_interval(np.array([]), np.array([]), 10, 0.95).low)

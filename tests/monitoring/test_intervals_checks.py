@@ -98,3 +98,29 @@ def test_a_cvr_head_that_copies_the_click_ranking_warns(tmp_path):
     r = run_monitor(_config(), DAY, "unused", str(tmp_path), predictions=df, write_history=False)
     assert r.headline_metrics["cvr_ctr_spearman"] == pytest.approx(1.0)
     assert any(p.startswith("warn") and "CVR collapse" in p for p in r.problems), r.problems
+
+
+def test_the_ece_check_is_quiet_on_a_calibrated_day_and_sees_an_over_confident_model(tmp_path):
+    df = synthetic_predictions(6000, seed=5)
+    r = run_monitor(_config(), DAY, "unused", str(tmp_path), predictions=df, write_history=False)
+    assert r.headline_metrics["cvr_ece"] > 0  # the bare ECE of a calibrated model is noise, not 0
+    assert not _problems(r, "Expected calibration error"), r.problems
+    # The same labels, the CTR logits stretched 2.5x and shifted to keep the mean prediction: the
+    # ranking and the calibration in the large do not move, the bins are far off (over-confident,
+    # as an overfit model is).
+    logit = np.log(df.p_ctr / (1 - df.p_ctr)).to_numpy()
+    lo, hi = -10.0, 10.0
+    for _ in range(60):  # the shift that keeps mean(p_ctr): the mean is increasing in it
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if np.mean(1 / (1 + np.exp(-(mid + 2.5 * logit)))) < df.p_ctr.mean() else (lo, mid)
+    stretched = df.assign(p_ctr=1 / (1 + np.exp(-(lo + 2.5 * logit))))
+    stretched["p_ctcvr"] = stretched["p_ctr"] * stretched["p_cvr"]
+    iv = C.task_relative_ece_interval(stretched, "ctr", 10, 0.95)
+    limits = Config().monitor.relative_ece
+    assert limits.warn_max < iv.low and iv.value > limits.alert_max
+    r = run_monitor(_config(), DAY, "unused", str(tmp_path), predictions=stretched, write_history=False)
+    # shown beyond the warn limit, the estimate beyond the alert limit: alerts (evidence())
+    assert any(
+        p.startswith("alert") and "Expected calibration error" in p and "CTR (all" in p for p in r.problems
+    ), r.problems
+    assert not _problems(r, "Calibration ratio")
