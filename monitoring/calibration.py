@@ -88,7 +88,9 @@ def task_relative_ece_interval(df: pd.DataFrame, task: str, bins: int, confidenc
     rate = float(y.mean()) if y.size else math.nan
     if not (math.isfinite(rate) and rate > 0):
         return I.undefined(confidence, iv.method)
-    return I.Interval(iv.value / rate, iv.low / rate, iv.high / rate, confidence, iv.method + ", / observed rate")
+    return I.Interval(
+        iv.value / rate, iv.low / rate, iv.high / rate, confidence, iv.method + ", / observed rate"
+    )
 
 
 def task_auc(df: pd.DataFrame, task: str) -> float:
