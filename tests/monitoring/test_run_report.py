@@ -8,20 +8,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from planted_data import make_synthetic
+from tiny_history import run_history
 
-from components.deploy import run_deploy
-from components.evaluate import run_evaluate
-from components.train import run_train
-from components.validate import ValidationResult, validation_dir
-from components.validate.report import write_artifacts
 from model.metrics import auc
 from monitoring.run_report import auc_estimate, calibration_estimate, write_run_report
-from taml.core import layout
-from taml.core.config import load_config
 
 D1 = dt.date(2026, 11, 1)
 DAYS = [D1 + dt.timedelta(days=i) for i in range(4)]
@@ -32,33 +23,7 @@ CHROMIUM = shutil.which("chromium")
 def history(tmp_path_factory):
     """Four days through the real train, evaluate and deploy steps (day 1 has nothing to train on)."""
     root = tmp_path_factory.mktemp("run-report")
-    data, artifacts = str(root / "data"), str(root / "artifacts")
-    spec = None
-    for i, day in enumerate(DAYS):
-        frame, spec, _ = make_synthetic(4000, n_fields=5, cardinality=30, seed=200 + i, world_seed=3)
-        out = Path(layout.training_table_dir(data, day))
-        out.mkdir(parents=True)
-        pq.write_table(pa.Table.from_pandas(frame), out / "part-0.parquet")
-        write_artifacts(ValidationResult(day.isoformat(), True, [], []), validation_dir(artifacts, day))
-    cfg = load_config(
-        env={},
-        overrides=[
-            "train.progress=false",
-            "train.epochs=2",
-            "train.batch_size=256",
-            "pipeline.cold_start_days=1",
-            "evaluate.rules.require_resolution=false",
-            "evaluate.rules.calibration_min=0.5",
-            "evaluate.rules.calibration_max=2.0",
-        ],
-    )
-    cfg.feature_spec = spec
-    for day in DAYS:
-        cand = root / f"cand-{day}"
-        t = run_train(cfg, day, data, artifacts, cand)
-        ev = run_evaluate(cfg, day, data, artifacts, cand if t.trained else None)
-        if ev.blessed:
-            run_deploy(cfg, day, data, artifacts, cand, ev.blessing_uri)
+    _, _, artifacts = run_history(root, DAYS, rows=4000, cardinality=30, seed=200, world_seed=3)
     return artifacts
 
 

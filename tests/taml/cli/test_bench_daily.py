@@ -89,51 +89,12 @@ def test_the_command_is_registered():
 
 def test_days_are_scored_against_the_truth_for_every_model(tmp_path):
     """Real train/evaluate/deploy steps on synthetic days with truth files; then the bench's scoring."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from planted_data import make_synthetic
+    from tiny_history import run_history
 
-    from components.common.records import write_record
-    from components.deploy import run_deploy
-    from components.evaluate import run_evaluate
-    from components.train import run_train
-    from components.validate import ValidationResult, validation_dir
-    from components.validate.report import write_artifacts
-    from taml.core import layout
-    from taml.core.config import load_config
-
-    data, artifacts = str(tmp_path / "data"), str(tmp_path / "artifacts")
     days = [dt.date(2026, 11, 1) + dt.timedelta(days=i) for i in range(4)]
-    spec = None
-    for i, day in enumerate(days):
-        frame, spec, truth = make_synthetic(3000, n_fields=5, cardinality=25, seed=300 + i, world_seed=4)
-        for folder, table in (
-            (layout.training_table_dir(data, day), frame),
-            (layout.truth_dir(data, day), truth),
-        ):
-            Path(folder).mkdir(parents=True)
-            pq.write_table(pa.Table.from_pandas(table), Path(folder) / "part-0.parquet")
-        write_artifacts(ValidationResult(day.isoformat(), True, [], []), validation_dir(artifacts, day))
-        write_record(artifacts, day, "validate", {"passed": True})
-    cfg = load_config(
-        env={},
-        overrides=[
-            "train.progress=false",
-            "train.epochs=2",
-            "train.batch_size=256",
-            "pipeline.cold_start_days=1",
-            "evaluate.rules.require_resolution=false",
-            "evaluate.rules.calibration_min=0.5",
-            "evaluate.rules.calibration_max=2.0",
-        ],
+    cfg, data, artifacts = run_history(
+        tmp_path, days, rows=3000, cardinality=25, seed=300, world_seed=4, with_truth=True
     )
-    cfg.feature_spec = spec
-    for day in days:
-        cand = tmp_path / f"cand-{day}"
-        t = run_train(cfg, day, data, artifacts, cand)
-        ev = run_evaluate(cfg, day, data, artifacts, cand if t.trained else None)
-        if ev.blessed:
-            run_deploy(cfg, day, data, artifacts, cand, ev.blessing_uri)
 
     rows = daily_loop.evaluate_days(cfg, data, artifacts, days, scenario_day=days[3])
     assert [r["date"] for r in rows] == [d.isoformat() for d in days]
