@@ -447,6 +447,12 @@ def judge(rows: list[dict], scenario_day, tol_auc: float, tol_ll: float) -> dict
             "production": last["production_truth"]["ctcvr_eauc"],
             "frozen": (last.get("frozen_truth") or {}).get("ctcvr_eauc"),
             "full_retrain": (last.get("full_retrain_truth") or {}).get("ctcvr_eauc"),
+            # what the loop hands to the next day: the last candidate when it was blessed
+            "deployed_after": (
+                last["candidate_truth"]["ctcvr_eauc"]
+                if last["blessed"] and "candidate_truth" in last
+                else last["production_truth"]["ctcvr_eauc"]
+            ),
         }
     return {
         "blessed_worse": blessed_worse,
@@ -465,6 +471,12 @@ def judge(rows: list[dict], scenario_day, tol_auc: float, tol_ll: float) -> dict
             None
             if final.get("full_retrain") is None
             else bool(final["production"] >= final["full_retrain"] - 0.01)
+        ),
+        "deployed_after_above_frozen": _gt(final.get("deployed_after"), final.get("frozen")),
+        "deployed_after_within_0_01_of_full_retrain": (
+            None
+            if final.get("full_retrain") is None
+            else bool(final["deployed_after"] >= final["full_retrain"] - 0.01)
         ),
     }
 

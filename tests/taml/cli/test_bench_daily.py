@@ -75,8 +75,13 @@ def test_judge_counts_worse_blessings_wrong_rejections_and_the_scenario():
         "production": 0.72,
         "frozen": 0.70,
         "full_retrain": 0.725,
+        "deployed_after": 0.72,  # the last candidate was rejected: production stays
     }
     assert t["final_above_frozen"] is True and t["final_within_0_01_of_full_retrain"] is True
+    rows[-1] = {**rows[-1], "blessed": True, "candidate_truth": truth(0.74)}
+    t = daily_loop.judge(rows, dt.date(2026, 11, 9), 0.005, 0.01)
+    assert t["final_ctcvr_eauc"]["deployed_after"] == 0.74
+    assert t["deployed_after_above_frozen"] is True and t["deployed_after_within_0_01_of_full_retrain"]
 
 
 def test_the_command_is_registered():
