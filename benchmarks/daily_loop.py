@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.common.records import read_records  # noqa: E402
 from components.common.tables import read_table  # noqa: E402
-from components.train.run import day_status  # noqa: E402
+from components.train.run import day_status, warm_update_config  # noqa: E402
 from pipelines.local import format_summary, run_day  # noqa: E402
 from simulator import simulate  # noqa: E402
 from simulator.density import size_world  # noqa: E402
@@ -354,6 +354,8 @@ def evaluate_days(
             tr, ev, dep, mon, val = (
                 rec.get(k) or {} for k in ("train", "evaluate", "deploy", "monitor", "validate")
             )
+            # a warm update trains train.warm_epochs, a cold start train.epochs (components.train)
+            epochs = (warm_update_config(config) if tr.get("mode") == "warm" else config).train.epochs
             row = {
                 "date": day.isoformat(),
                 "scenario": scenario_day is not None and day >= scenario_day,
@@ -361,9 +363,9 @@ def evaluate_days(
                 "train": tr.get("mode") if tr.get("trained") else "-",
                 "train_days": len(tr.get("days") or []),
                 # training cost: rows passed through the model (window rows x epochs) and seconds
-                "train_samples": tr.get("samples", 0) * config.train.epochs if tr.get("trained") else 0,
+                "train_samples": tr.get("samples", 0) * epochs if tr.get("trained") else 0,
                 "train_seconds": (
-                    round(tr["samples"] * config.train.epochs / tr["samples_per_s"], 1)
+                    round(tr["samples"] * epochs / tr["samples_per_s"], 1)
                     if tr.get("trained") and tr.get("samples_per_s")
                     else 0.0
                 ),

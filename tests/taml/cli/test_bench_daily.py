@@ -109,6 +109,9 @@ def test_days_are_scored_against_the_truth_for_every_model(tmp_path):
         assert 0.5 < r["candidate_truth"]["ctcvr_eauc"] < 1 and r["full_retrain_days"] >= 1
         assert r["full_retrain_samples"] == 3000 * r["full_retrain_days"] * cfg.train.epochs
         assert r["train_samples"] > 0 and r["train_seconds"] > 0
+        # a warm update trains warm_epochs over its window, a cold start epochs
+        epochs = cfg.train.warm_epochs if r["train"] == "warm" else cfg.train.epochs
+        assert r["train_samples"] == 3000 * r["train_days"] * epochs
     later = rows[2:]
     assert all("production_truth" in r and "frozen_truth" in r for r in later)
     assert later[0]["frozen"] == rows[1]["candidate"]
