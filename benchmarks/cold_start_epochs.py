@@ -4,7 +4,8 @@ Reads the training tables and truth files of a finished simulated run (``make ru
 in demo/data), fits the configured model cold on a window of days for each number of epochs, and
 scores the day after the window against the simulator's true probabilities: expected AUC and
 expected log loss (``model.expected_auc``) and the relative calibration error against the truth
-(Σ_bins |Σ pred − Σ true p| / Σ true p, the monitor's ``relative_ece`` without label noise).
+(Σ_bins |Σ pred − Σ true p| / Σ true p, the monitor's ``relative_ece`` without label noise) and
+the calibration ratio against the truth (Σ pred / Σ true p).
 
     python benchmarks/cold_start_epochs.py --data demo/data --start 2026-11-01 --window 3 \\
         --splits 2 --epochs 1 2 3 [--set KEY=VALUE ...]
@@ -52,6 +53,10 @@ def scored(fit, table: pd.DataFrame, truth: pd.DataFrame, bins: int) -> dict[str
         "ctcvr_eauc": expected_auc(pc * pv, p_ctcvr),
         "ctr_elogloss": expected_log_loss(pc, p_ctr),
         "ctcvr_elogloss": expected_log_loss(pc * pv, p_ctcvr),
+        # calibration in the large against the truth (CVR weighted by the true click probability)
+        "ctr_ratio": float(p_ctr.sum() / pc.sum()),
+        "cvr_ratio": float((pc * p_cvr).sum() / (pc * pv).sum()),
+        "ctcvr_ratio": float(p_ctcvr.sum() / (pc * pv).sum()),
         "ctr_relative_ece": relative_ece_vs_truth(p_ctr, pc, bins),
         "ctcvr_relative_ece": relative_ece_vs_truth(p_ctcvr, pc * pv, bins),
     }

@@ -65,6 +65,7 @@ class MultiTaskModel(nn.Module):
         *,
         probe_size: int = 4096,
         seed: int = 0,
+        per_head: bool = True,
     ) -> None:
         """Set the final biases so that mean pCTR = ``ctr_rate`` and mean pCVR = ``cvr_rate`` (cold start).
 
@@ -74,7 +75,8 @@ class MultiTaskModel(nn.Module):
         indices. Every head is first calibrated on its own (TAML's learners each match the rate,
         so self-distillation starts consistent), then one common shift makes the task's fused
         output exact: mean σ(z + d) = rate, solved by bisection. A head predicting pCTCVR (AITM)
-        gets ``ctr_rate · cvr_rate``. A rate of None leaves that task untouched.
+        gets ``ctr_rate · cvr_rate``. A rate of None leaves that task untouched. ``per_head=False``
+        applies the common shift only (a trained model: its heads' offsets are learnt, keep them).
         """
         device = next(self.parameters()).device
         if x is None:
@@ -97,7 +99,10 @@ class MultiTaskModel(nn.Module):
                 continue
             slots, logits = heads[task]
             z = logits.detach().double()  # [G, B]
-            shifts = torch.stack([_solve_shift(z[g], rate) for g in range(len(slots))])
+            if per_head:
+                shifts = torch.stack([_solve_shift(z[g], rate) for g in range(len(slots))])
+            else:
+                shifts = torch.zeros(len(slots), dtype=z.dtype, device=z.device)
             z = z + shifts[:, None]
             shifts = shifts + _solve_shift(z.mean(0), rate)
             for slot, d in zip(slots, shifts.tolist(), strict=True):

@@ -84,7 +84,38 @@ def fit(
         checkpoint_dir=checkpoint_dir,
         optimizer_state=optimizer_state,
     )
+    if train_config.recenter_output_bias:
+        recenter_output_bias(model, x, click, conversion, train_config.recenter_probe_rows, train_config.seed)
     return FitResult(model, model_config, spec, vocab, result, loaded.version if loaded else None)
+
+
+def recenter_output_bias(model, x, click, conversion, probe_rows: int, seed: int) -> None:
+    """Shift each task's fused logit so the trained model is calibrated in the large on its rows.
+
+    Training moves a head's mean away from the rate the cold start set (measured: a TAML cold
+    start of 3 epochs read CVR calibration 1.17-1.26 on its own training days). CTR is matched on
+    all rows, CVR on clicked rows (its rate is conversions / clicks), a pCTCVR head (AITM) on all
+    rows at CTR · CVR.
+    """
+    click = np.asarray(click, dtype=np.float64)
+    ctr, cvr = base_rates(click, conversion)
+    rng = np.random.default_rng(seed)
+
+    def probe(rows: np.ndarray) -> torch.Tensor:
+        if rows.size > probe_rows:
+            rows = np.sort(rng.choice(rows, probe_rows, replace=False))
+        return torch.as_tensor(np.asarray(x)[rows])
+
+    everything = np.arange(click.size)
+    if model.ctcvr_head:
+        if ctr is not None and cvr is not None:
+            model.init_output_bias(ctr, cvr, x=probe(everything), probe_size=probe_rows, per_head=False)
+        return
+    if ctr is not None:
+        model.init_output_bias(ctr, None, x=probe(everything), probe_size=probe_rows, per_head=False)
+    clicked = np.flatnonzero(click > 0.5)
+    if cvr is not None and clicked.size:
+        model.init_output_bias(None, cvr, x=probe(clicked), probe_size=probe_rows, per_head=False)
 
 
 def base_rates(click, conversion, eps: float = 1e-4) -> tuple[float | None, float | None]:

@@ -290,6 +290,15 @@ class TrainConfig(_Strict):
         description="Cold start: set each task head's final bias to the log-odds of the training base "
         "rate (CTR = mean click, CVR = conversions / clicks) instead of 0 (pCTR = pCVR = 0.5).",
     )
+    recenter_output_bias: bool = Field(
+        True,
+        description="After training (cold or warm): one common shift of each task's final biases so "
+        "that the mean prediction on the training rows equals their base rate (CTR on all rows, "
+        "CVR on clicked rows); the ranking within a task does not change.",
+    )
+    recenter_probe_rows: int = Field(
+        65536, ge=1, description="Training rows (clicked rows for CVR) the re-centring shift is solved on."
+    )
 
 
 # --------------------------------------------------------------------------------------------
