@@ -32,33 +32,28 @@ from components.common.tables import read_table  # noqa: E402
 from components.train.launch import fit_table  # noqa: E402
 from model import score  # noqa: E402
 from model.artifacts import LoadedModel  # noqa: E402
-from model.expected_auc import expected_auc, expected_log_loss  # noqa: E402
+from model.compare import align_truth  # noqa: E402
+from model.errors import ModelError  # noqa: E402
+from model.expected_auc import truth_figures  # noqa: E402
+from model.metrics import ece  # noqa: E402
 from taml.core import layout  # noqa: E402
-from taml.core.config import load_config  # noqa: E402
-
-
-def relative_ece_vs_truth(pred: np.ndarray, true_p: np.ndarray, bins: int) -> float:
-    b = np.clip((pred * bins).astype(np.int64), 0, bins - 1)
-    gap = np.abs(np.bincount(b, pred, bins) - np.bincount(b, true_p, bins))
-    return float(gap.sum() / true_p.sum())
+from taml.core.config import ConfigError, load_config  # noqa: E402
+from taml.core.errors import TamlError  # noqa: E402
 
 
 def scored(fit, table: pd.DataFrame, truth: pd.DataFrame, bins: int) -> dict[str, float]:
     pred = score(LoadedModel(fit.model, fit.config, fit.spec, fit.vocab, None), table)
-    pc, pv = truth.p_click.to_numpy(), truth.p_conv.to_numpy()
+    pc, pv = align_truth(table, truth)
     p_ctr, p_cvr, p_ctcvr = (pred[c].to_numpy() for c in ("p_ctr", "p_cvr", "p_ctcvr"))
     return {
-        "ctr_eauc": expected_auc(pc, p_ctr),
-        "cvr_eauc": expected_auc(pv, p_cvr, weight=pc),
-        "ctcvr_eauc": expected_auc(pc * pv, p_ctcvr),
-        "ctr_elogloss": expected_log_loss(pc, p_ctr),
-        "ctcvr_elogloss": expected_log_loss(pc * pv, p_ctcvr),
+        **truth_figures(pc, pv, p_ctr, p_cvr, p_ctcvr),
         # calibration in the large against the truth (CVR weighted by the true click probability)
         "ctr_ratio": float(p_ctr.sum() / pc.sum()),
         "cvr_ratio": float((pc * p_cvr).sum() / (pc * pv).sum()),
         "ctcvr_ratio": float(p_ctcvr.sum() / (pc * pv).sum()),
-        "ctr_relative_ece": relative_ece_vs_truth(p_ctr, pc, bins),
-        "ctcvr_relative_ece": relative_ece_vs_truth(p_ctcvr, pc * pv, bins),
+        # the binned calibration error against the true probabilities, relative to the true rate
+        "ctr_relative_ece": ece(pc, p_ctr, bins) / float(pc.mean()),
+        "ctcvr_relative_ece": ece(pc * pv, p_ctcvr, bins) / float((pc * pv).mean()),
     }
 
 
@@ -71,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--set", dest="overrides", action="append", default=[], help="config override")
     args = p.parse_args(argv)
+    try:
+        return run(args)
+    except (TamlError, ModelError, ConfigError) as e:  # a missing table or truth, a bad --set
+        print(f"cold_start_epochs: error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
     config = load_config(env={}, overrides=["train.progress=false", *args.overrides])
     bins = config.monitor.reliability_bins
     rows = []
@@ -81,12 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         table = pd.concat(frames, ignore_index=True)
         row_days = np.repeat([d.isoformat() for d in days], [len(f) for f in frames])
         test = read_table(args.data, [test_day])
-        truth = test[["impression_id"]].merge(
-            pd.read_parquet(layout.truth_dir(args.data, test_day)),
-            on="impression_id",
-            how="left",
-            validate="1:1",
-        )
+        truth = pd.read_parquet(layout.truth_dir(args.data, test_day))
         for epochs in args.epochs:
             cfg = config.model_copy(deep=True)
             cfg.train.epochs = epochs

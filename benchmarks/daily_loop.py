@@ -89,6 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # Scoring against the truth
 
 
+PREDICTIONS = ("p_ctr", "p_cvr", "p_ctcvr")  # the score() columns, in truth_figures order
+
+
 def truth_of(data_root: str, day: dt.date, table: pd.DataFrame) -> pd.DataFrame:
     truth = pd.read_parquet(layout.truth_dir(data_root, day))
     merged = table[["impression_id"]].merge(truth, on="impression_id", how="left", validate="1:1")
@@ -99,18 +102,12 @@ def truth_of(data_root: str, day: dt.date, table: pd.DataFrame) -> pd.DataFrame:
 
 def vs_truth(model, table: pd.DataFrame, truth: pd.DataFrame, batch: int) -> dict[str, float]:
     from model import score
-    from model.expected_auc import expected_auc, expected_log_loss
+    from model.expected_auc import truth_figures
 
     pred = score(model, table, batch_size=batch)
-    p_click, p_conv = truth.p_click.to_numpy(), truth.p_conv.to_numpy()
-    p_ctcvr = p_click * p_conv
-    return {
-        "ctr_eauc": expected_auc(p_click, pred.p_ctr.to_numpy()),
-        "cvr_eauc": expected_auc(p_conv, pred.p_cvr.to_numpy(), weight=p_click),
-        "ctcvr_eauc": expected_auc(p_ctcvr, pred.p_ctcvr.to_numpy()),
-        "ctr_elogloss": expected_log_loss(p_click, pred.p_ctr.to_numpy()),
-        "ctcvr_elogloss": expected_log_loss(p_ctcvr, pred.p_ctcvr.to_numpy()),
-    }
+    return truth_figures(
+        truth.p_click.to_numpy(), truth.p_conv.to_numpy(), *(pred[c].to_numpy() for c in PREDICTIONS)
+    )
 
 
 class Models:

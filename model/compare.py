@@ -28,7 +28,7 @@ import torch
 from model.diagnostics import spearman
 from model.encode import encode, encode_labels
 from model.errors import FeatureSpecError, ModelConfigError
-from model.expected_auc import expected_auc, expected_log_loss
+from model.expected_auc import truth_figures
 from model.fitting import fit
 from model.metrics import auc
 from model.registry import MODELS
@@ -105,16 +105,7 @@ def day_metrics(day: EvalDay, pred: dict[str, np.ndarray]) -> dict[str, float]:
         "rho_cvr_ctr_clicked": spearman(p_cvr[clicked], p_ctr[clicked]),
     }
     if day.p_click is not None:
-        pc, pv = day.p_click, day.p_conv
-        out.update(
-            ctr_eauc=expected_auc(pc, p_ctr),
-            # CVR is scored on clicked rows: a row enters with its true click probability.
-            cvr_eauc=expected_auc(pv, p_cvr, weight=pc),
-            ctcvr_eauc=expected_auc(pc * pv, p_ctcvr),
-            ctr_elogloss=expected_log_loss(pc, p_ctr),
-            cvr_elogloss=expected_log_loss(pv, p_cvr, weight=pc),
-            ctcvr_elogloss=expected_log_loss(pc * pv, p_ctcvr),
-        )
+        out.update(truth_figures(day.p_click, day.p_conv, p_ctr, p_cvr, p_ctcvr))
     return out
 
 

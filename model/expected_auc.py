@@ -88,3 +88,20 @@ def expected_log_loss(p_true, p_pred, weight=None) -> float:
     q = np.clip(q, _EPS, 1 - _EPS)
     per = -(p * np.log(q) + (1.0 - p) * np.log1p(-q))
     return float(np.dot(w, per) / total)
+
+
+def truth_figures(p_click, p_conv, p_ctr, p_cvr, p_ctcvr) -> dict[str, float]:
+    """Expected AUC and expected log loss of the three tasks against the true probabilities.
+
+    CTR on all rows, CVR on clicked rows (a row enters with its true click probability), CTCVR
+    on all rows against p_click · p_conv.
+    """
+    p_ctcvr_true = np.asarray(p_click, dtype=np.float64) * np.asarray(p_conv, dtype=np.float64)
+    return {
+        "ctr_eauc": expected_auc(p_click, p_ctr),
+        "cvr_eauc": expected_auc(p_conv, p_cvr, weight=p_click),
+        "ctcvr_eauc": expected_auc(p_ctcvr_true, p_ctcvr),
+        "ctr_elogloss": expected_log_loss(p_click, p_ctr),
+        "cvr_elogloss": expected_log_loss(p_conv, p_cvr, weight=p_click),
+        "ctcvr_elogloss": expected_log_loss(p_ctcvr_true, p_ctcvr),
+    }

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from model.expected_auc import expected_auc, expected_log_loss
+from model.expected_auc import expected_auc, expected_log_loss, truth_figures
 from model.metrics import auc, log_loss
 
 
@@ -108,3 +108,19 @@ def test_bad_input_is_a_clear_error():
         expected_auc([1.5, 0.2], [1.0, 2.0])
     with pytest.raises(ValueError, match="finite"):
         expected_auc([0.5, 0.2], [float("nan"), 2.0])
+
+
+def test_truth_figures_score_each_task_on_its_population():
+    rng = np.random.default_rng(2)
+    pc, pv = rng.beta(2, 20, 500), rng.beta(2, 15, 500)
+    s_ctr, s_cvr = (
+        np.clip(pc + rng.normal(0, 0.02, 500), 1e-4, 1),
+        np.clip(pv + rng.normal(0, 0.05, 500), 1e-4, 1),
+    )
+    f = truth_figures(pc, pv, s_ctr, s_cvr, s_ctr * s_cvr)
+    assert f["ctr_eauc"] == expected_auc(pc, s_ctr)
+    assert f["cvr_eauc"] == expected_auc(pv, s_cvr, weight=pc)  # clicked rows: weighted by p_click
+    assert f["cvr_eauc"] != expected_auc(pv, s_cvr)
+    assert f["ctcvr_eauc"] == expected_auc(pc * pv, s_ctr * s_cvr)
+    assert f["ctcvr_elogloss"] == expected_log_loss(pc * pv, s_ctr * s_cvr)
+    assert f["cvr_elogloss"] == expected_log_loss(pv, s_cvr, weight=pc)
