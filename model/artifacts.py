@@ -225,6 +225,8 @@ def load_model_version(
         model = build_model(config, vocab.sizes)
     except ModelError as e:
         raise ModelArtifactError(f"{root / MODEL_FILE}: {e}") from None
+    for name in model.stale_tensors(set(tensors)):
+        del tensors[name]
     _check_tensors(weights_path, model, tensors)
     model.load_state_dict(tensors, strict=True)
     model.to(device).eval()

@@ -44,6 +44,10 @@ class MultiTaskModel(nn.Module):
     ) -> tuple[torch.Tensor, LossParts]:
         raise NotImplementedError
 
+    def stale_tensors(self, names: set[str]) -> set[str]:
+        """Of the saved tensor ``names``, those this model no longer has and may drop on load."""
+        return set()
+
     def output_heads(self, outputs: Outputs) -> dict[str, tuple[list[torch.Tensor], torch.Tensor]]:
         """Per task (``ctr``, ``cvr``): ([G] final-bias slots, logits [G, B] of those G heads).
 

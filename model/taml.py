@@ -63,8 +63,11 @@ class TAML(MultiTaskModel):
             self.n_experts = o.n_general + n_tasks * o.n_task + self.n_gates * o.n_learner
             self.k_select = o.n_general + o.n_task + o.n_learner
             self.experts = ExpertBank(self.n_experts, d_in, o.expert_dim, config.activation)  # Eq. (2)
-            # Eq. (3), all gates in one matmul
-            self.gates = nn.Linear(d_in, self.n_gates * self.k_select, bias=o.gate_bias)
+            # Eq. (3), all gates in one matmul; a softmax over a single expert is identically 1, so
+            # when every learner sees one expert there is no gate to learn (and none to compute).
+            self.gates = (
+                nn.Linear(d_in, self.n_gates * self.k_select, bias=o.gate_bias) if self.k_select > 1 else None
+            )
             self.register_buffer("select", self._selection(), persistent=False)
             self.register_buffer("gate_prior", self._gate_prior(), persistent=False)
             tower_in = o.expert_dim
@@ -108,11 +111,15 @@ class TAML(MultiTaskModel):
         if self.options.htakr:
             o = self.options
             experts = self.experts(e)  # Eq. (2): [B, n_experts, d]
-            logits = self.gates(e).view(batch, self.n_gates, self.k_select).float() + self.gate_prior
-            g = torch.softmax(logits / o.gate_temperature, dim=-1)  # Eq. (3)
-            if o.cvr_detach_general and o.n_general:
-                experts = torch.cat([experts, experts[:, : o.n_general].detach()], dim=1)
-            h = mix(scatter_gates(g.to(experts.dtype), self.select, experts.shape[1]), experts)  # Eq. (4)
+            if self.gates is None:  # Eq. (3)-(4) with g = 1: each learner reads its one expert
+                g = experts.new_ones(batch, self.n_gates, 1, dtype=torch.float32)
+                h = experts.index_select(1, self.select[:, 0]).transpose(0, 1).contiguous()
+            else:
+                logits = self.gates(e).view(batch, self.n_gates, self.k_select).float() + self.gate_prior
+                g = torch.softmax(logits / o.gate_temperature, dim=-1)  # Eq. (3)
+                if o.cvr_detach_general and o.n_general:
+                    experts = torch.cat([experts, experts[:, : o.n_general].detach()], dim=1)
+                h = mix(scatter_gates(g.to(experts.dtype), self.select, experts.shape[1]), experts)  # Eq. (4)
             out["gates"] = g
         else:
             h = e  # ablation: every tower reads the embedding
@@ -121,6 +128,13 @@ class TAML(MultiTaskModel):
         out.update(joint_outputs(fused[0], fused[1]))  # Eq. (6)-(7)
         out["learner_logits"] = z
         return out
+
+    def stale_tensors(self, names: set[str]) -> set[str]:
+        """A single-expert gate's weights, which artifacts written before such gates were dropped
+        still carry; they never changed a prediction (softmax over one logit is 1)."""
+        if not self.options.htakr or self.gates is not None:
+            return set()
+        return {n for n in names if n.startswith("gates.")}
 
     @property
     def distills(self) -> bool:

@@ -38,10 +38,13 @@ def reference_forward(model: TAML, x: torch.Tensor) -> dict[str, torch.Tensor]:
     for g in range(model.n_gates):
         rows = slice(g * model.k_select, (g + 1) * model.k_select)
         # (3) gate of learner (t, k): its own rows of the fused gate layer -> [B, k_select]
-        gate = e @ model.gates.weight[rows].T
-        if model.gates.bias is not None:
-            gate = gate + model.gates.bias[rows]
-        gate = torch.softmax((gate + model.gate_prior[g]) / o.gate_temperature, dim=-1)
+        if model.gates is None:  # one expert per learner: softmax over one logit is 1
+            gate = torch.ones(e.shape[0], 1)
+        else:
+            gate = e @ model.gates.weight[rows].T
+            if model.gates.bias is not None:
+                gate = gate + model.gates.bias[rows]
+            gate = torch.softmax((gate + model.gate_prior[g]) / o.gate_temperature, dim=-1)
         # (4) h = Σ_j g_j f_j over the experts this learner sees -> [B, d]
         h = torch.zeros_like(experts[0])
         for slot, j in enumerate(model.select[g].tolist()):

@@ -129,18 +129,31 @@ def test_wrong_tensors_are_named(version, change):
         tensors["towers.out.weight"] = torch.zeros(1, 2, 3)
         message = "tensor 'towers.out.weight' is"
     elif change == "missing":
-        del tensors["gates.weight"]
-        message = r"missing tensors \['gates.weight'\]"
+        del tensors["experts.linear.weight"]
+        message = r"missing tensors \['experts.linear.weight'\]"
     elif change == "extra":
         tensors["surprise"] = torch.zeros(1)
         message = "unexpected tensors"
     else:
-        tensors["gates.weight"] = torch.full_like(tensors["gates.weight"], float("nan"))
+        tensors["experts.linear.weight"] = torch.full_like(tensors["experts.linear.weight"], float("nan"))
         message = "NaN"
     save_file(tensors, str(version / WEIGHTS_FILE))
     _rehash(version)
     with pytest.raises(ModelArtifactError, match=message):
         load_model_version(version)
+
+
+def test_a_saved_single_expert_gate_is_dropped_on_load(version, world):
+    """Artifacts written before one-expert gates were dropped carry their (never used) weights."""
+    _, test_df, _, _ = world
+    before = score(version, test_df)
+    tensors = load_file(str(version / WEIGHTS_FILE))
+    tensors["gates.weight"] = torch.randn(4, tensors["experts.linear.weight"].shape[1])
+    save_file(tensors, str(version / WEIGHTS_FILE))
+    _rehash(version)
+    loaded = load_model_version(version)
+    assert loaded.model.gates is None and "gates.weight" not in loaded.model.state_dict()
+    pd.testing.assert_frame_equal(score(loaded, test_df), before)
 
 
 def test_missing_files(version, tmp_path):

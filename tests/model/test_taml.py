@@ -49,6 +49,20 @@ def test_gates_sum_to_one_and_select_the_right_experts():
     torch.testing.assert_close(groups.sum(1), torch.ones(2))
 
 
+def test_a_learner_with_one_expert_has_no_gate_to_learn():
+    """softmax over one logit is 1: no gate layer, g = 1, and h is that expert's output."""
+    m = make(n_general=0, n_task=1, n_learner=0)
+    assert m.gates is None and not any(name.startswith("gates.") for name, _ in m.named_parameters())
+    x = batch()[0]
+    out = m(x)
+    torch.testing.assert_close(out["gates"], torch.ones(64, 4, 1))
+    torch.testing.assert_close(m.gate_group_weights(out["gates"]), torch.tensor([[0.0, 1.0, 0.0]] * 2))
+    experts = m.experts(m.embedding(x))  # [B, ctr task | cvr task, d]; learners 0-1 ctr, 2-3 cvr
+    h = experts[:, [0, 0, 1, 1]].transpose(0, 1)
+    z = m.towers(h).squeeze(-1).view(2, 2, 64)
+    torch.testing.assert_close(out["learner_logits"], z)
+
+
 def test_pctcvr_never_exceeds_pctr_even_at_extremes():
     m = make()
     with torch.no_grad():
