@@ -44,6 +44,11 @@ class MultiTaskModel(nn.Module):
     ) -> tuple[torch.Tensor, LossParts]:
         raise NotImplementedError
 
+    def hold_ctr(self, outputs: Outputs) -> Outputs:
+        """``outputs`` with pCTR a constant to every loss term (``train.ctr_epochs``): the CTR loss
+        trains nothing and pCTCVR = pCTR · pCVR passes its gradient to the CVR side only."""
+        return {**outputs, **joint_outputs(outputs["ctr_logit"].detach(), outputs["cvr_logit"])}
+
     def stale_tensors(self, names: set[str]) -> set[str]:
         """Of the saved tensor ``names``, those this model no longer has and may drop on load."""
         return set()

@@ -271,6 +271,19 @@ class TrainConfig(_Strict):
         description="Passes over the window for a warm update (None: epochs). The parent has already "
         "fit the window's older days, so more passes re-fit each day many times over.",
     )
+    ctr_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="Passes that train the CTR task (None: every pass). Later passes hold pCTR "
+        "constant in every loss term, so only the CVR side learns: CTR over-fits after one pass "
+        "while the sparser CVR task still learns from more. Single-process training only.",
+    )
+    embedding_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="Passes that update the embedding table (None: every pass); later passes train "
+        "the dense layers only (id embeddings are what over-fits after one pass).",
+    )
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps in total.")
     seed: int = Field(42, description="Seed of initialisation and shuffling.")
     shuffle: bool = Field(True, description="Shuffle the samples every epoch.")
@@ -304,13 +317,16 @@ class TrainConfig(_Strict):
 # --------------------------------------------------------------------------------------------
 # Hyperparameter search (the paper's protocol: grid search on a validation day before the test day)
 
-TuneValue = int | float | bool | str | list[int]
+TuneValue = int | float | bool | str | list[int] | None
 
-#: Shared by every model: training length, learning rate, embedding size.
+#: Shared by every model: training length (also per task and for the embeddings), learning rate,
+#: embedding size.
 _COMMON_SPACE: dict[str, list[TuneValue]] = {
     "train.epochs": [1, 2, 3],
     "train.lr": [1e-3, 2e-3, 4e-3],
     "model.embedding_dim": [8, 16],
+    "train.ctr_epochs": [None, 1],
+    "train.embedding_epochs": [None, 1],
 }
 #: Each model's own counts and widths (TAML: also the levers of TamlOptions).
 _MODEL_SPACE: dict[str, dict[str, list[TuneValue]]] = {

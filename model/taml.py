@@ -129,6 +129,10 @@ class TAML(MultiTaskModel):
         out["learner_logits"] = z
         return out
 
+    def hold_ctr(self, outputs: Outputs) -> Outputs:
+        z = outputs["learner_logits"]  # the CTR learners' KD term must train nothing either
+        return {**super().hold_ctr(outputs), "learner_logits": torch.stack((z[0].detach(), z[1]))}
+
     def stale_tensors(self, names: set[str]) -> set[str]:
         """A single-expert gate's weights, which artifacts written before such gates were dropped
         still carry; they never changed a prediction (softmax over one logit is 1)."""

@@ -73,6 +73,7 @@ def _as_tensor(a: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor
 def _fingerprint(model: MultiTaskModel, n: int, cfg: TrainConfig, world: int) -> str:
     """What must match for a checkpoint to continue this run (not another one)."""
     key = [model.architecture, model.sizes, n, cfg.batch_size, cfg.seed, cfg.shuffle, cfg.epochs, world]
+    key += [cfg.ctr_epochs, cfg.embedding_epochs]
     key.append(sorted((k, tuple(v.shape)) for k, v in model.state_dict().items()))
     return hashlib.sha256(repr(key).encode()).hexdigest()[:16]
 
@@ -99,6 +100,11 @@ def train(
     info = distributed.current()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
+    if info.active and cfg.ctr_epochs is not None:
+        # DDP expects a gradient for every parameter in every step; the held CTR tower gets none.
+        raise TrainingError(
+            "train.ctr_epochs needs single-process training (it leaves the CTR tower without gradients)"
+        )
     device = resolve_device(cfg.device, info)
     n = int(x.shape[0])
     if n == 0:
@@ -190,6 +196,8 @@ def train(
     t0 = time.perf_counter()
     stopped = False
     while epoch < cfg.epochs and step < planned and not stopped:
+        hold_ctr = cfg.ctr_epochs is not None and epoch >= cfg.ctr_epochs
+        train_embeddings = cfg.embedding_epochs is None or epoch < cfg.embedding_epochs
         gen.set_state(epoch_gen_state)
         perm = torch.randperm(n, generator=gen) if cfg.shuffle else torch.arange(n)
         perm = perm.to(device)
@@ -199,6 +207,8 @@ def train(
             xb, cb, vb = xs[local], ys_click[local], ys_conv[local]
             with autocast:
                 out = net(xb)
+            if hold_ctr:
+                out = model.hold_ctr(out)
             loss, parts = model.loss(out, cb, vb)
             if info.active:
                 loss = loss * (info.world_size * local.numel() / batch.numel())
@@ -207,7 +217,8 @@ def train(
             loss.backward()
             distributed.sync_sparse_grads(sparse_params, info)
             dense_opt.step()
-            sparse_opt.step()
+            if train_embeddings:
+                sparse_opt.step()
             step += 1
             samples += batch.numel()
             bar.update(batch.numel())

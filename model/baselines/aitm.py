@@ -74,6 +74,11 @@ class AITM(MultiTaskModel):
         total = parts["ctr"] + parts["ctcvr"] + self.options.calibrator_weight * parts["calibrator"]
         return total, parts
 
+    def hold_ctr(self, outputs: Outputs) -> Outputs:
+        # ŷ_2 has its own head; the click encoder still learns through the transfer p_1, which is
+        # AITM's point.
+        return {**outputs, "ctr_logit": outputs["ctr_logit"].detach(), "p_ctr": outputs["p_ctr"].detach()}
+
     def output_heads(self, outputs: Outputs) -> dict[str, tuple[list[torch.Tensor], torch.Tensor]]:
         """click_head -> pCTR; conv_head -> ŷ_conv, the end-to-end conversion (``ctcvr_head``)."""
         return {

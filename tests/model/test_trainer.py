@@ -103,3 +103,50 @@ def test_training_reduces_loss_and_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(TrainingError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("arch", ["taml", "mlp", "mmoe", "ple", "esmm", "aitm"])
+def test_held_ctr_passes_no_gradient_to_the_ctr_output(arch):
+    """train.ctr_epochs: after its passes no loss term (CTR, CTCVR, KD, calibrator) trains pCTR."""
+    model = fresh(arch)
+    x, click, conv = (torch.as_tensor(a) for a in data(200))
+    out = model(x)
+    ctr = [out["ctr_logit"]] + ([out["learner_logits"]] if "learner_logits" in out else [])
+    cvr = out["conv_logit"] if arch == "aitm" else out["cvr_logit"]
+    loss, _ = model.loss(model.hold_ctr(out), click, conv)
+    grads = torch.autograd.grad(loss, [*ctr, cvr], allow_unused=True)
+    assert grads[0] is None or torch.count_nonzero(grads[0]) == 0
+    if arch == "taml":  # the CTR learners' KD term trains nothing; the CVR learners' does
+        assert torch.count_nonzero(grads[1][0]) == 0 and torch.count_nonzero(grads[1][1]) > 0
+    assert torch.count_nonzero(grads[-1]) > 0
+
+
+def test_ctr_and_embedding_epochs_leave_the_ctr_path_where_the_first_pass_put_it():
+    """TAML's CTR path is embedding -> CTR task expert -> CTR learners: with both held after pass 1,
+    the embedding table is bit-identical to a one-pass run and pCTR moves only by Adam's decaying
+    momentum (~10 steps' worth), while the CVR side goes on learning."""
+    x, click, conv = data()
+    cfg = CFG.model_copy(update={"batch_size": 20})  # 35 steps a pass, so the momentum tail is short
+    one = fresh()
+    train(one, x, click, conv, cfg.model_copy(update={"epochs": 1}))
+    held = fresh()
+    train(held, x, click, conv, cfg.model_copy(update={"epochs": 3, "ctr_epochs": 1, "embedding_epochs": 1}))
+    free = fresh()
+    train(free, x, click, conv, cfg.model_copy(update={"epochs": 3}))
+    assert torch.equal(one.embedding.weight, held.embedding.weight)
+    assert not torch.equal(one.embedding.weight, free.embedding.weight)
+    xt = torch.as_tensor(x)
+    with torch.no_grad():
+        p1, ph, pf = one(xt), held(xt), free(xt)
+    moved_held = (ph["p_ctr"] - p1["p_ctr"]).abs().mean()
+    moved_free = (pf["p_ctr"] - p1["p_ctr"]).abs().mean()
+    assert moved_held < 0.2 * moved_free
+    assert (ph["p_cvr"] - p1["p_cvr"]).abs().mean() > 0.2 * (pf["p_cvr"] - p1["p_cvr"]).abs().mean()
+
+
+def test_ctr_epochs_refuse_data_parallel_training(monkeypatch):
+    from model import distributed
+
+    monkeypatch.setattr(distributed, "current", lambda: distributed.DistInfo(rank=0, world_size=2))
+    with pytest.raises(TrainingError, match="ctr_epochs needs single-process"):
+        train(fresh(), *data(), CFG.model_copy(update={"ctr_epochs": 1}))
