@@ -360,9 +360,11 @@ def evaluate_days(
                 "train": tr.get("mode") if tr.get("trained") else "-",
                 "train_days": len(tr.get("days") or []),
                 # training cost: rows passed through the model (window rows x epochs) and seconds
-                "train_samples": tr.get("samples", 0) * epochs if tr.get("trained") else 0,
+                "train_samples": tr.get("trained_rows", tr.get("samples", 0)) * epochs
+                if tr.get("trained")
+                else 0,
                 "train_seconds": (
-                    round(tr["samples"] * epochs / tr["samples_per_s"], 1)
+                    round(tr.get("trained_rows", tr["samples"]) * epochs / tr["samples_per_s"], 1)
                     if tr.get("trained") and tr.get("samples_per_s")
                     else 0.0
                 ),

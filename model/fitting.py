@@ -30,6 +30,8 @@ class FitResult:
     vocab: Vocabulary
     result: TrainResult
     parent_version: str | None = None
+    #: rows trained on (fewer than the table's when a warm update replays part of the older days)
+    rows: int = 0
 
     @property
     def optimizer_state(self) -> dict[str, Any] | None:
@@ -73,6 +75,11 @@ def fit(
         model = build_model(model_config, vocab.sizes)
     x = encode(table, spec, vocab)
     click, conversion = encode_labels(table, spec)
+    if loaded is not None and train_config.warm_replay_share < 1 and row_days is not None:
+        keep = replay_rows(
+            row_days, loaded.metadata.trained_through, train_config.warm_replay_share, train_config.seed
+        )
+        x, click, conversion = x[keep], click[keep], conversion[keep]
     if loaded is None and train_config.init_output_bias:
         model.init_output_bias(*base_rates(click, conversion), x=torch.as_tensor(x))
     result = train(
@@ -86,7 +93,19 @@ def fit(
     )
     if train_config.recenter_output_bias:
         recenter_output_bias(model, x, click, conversion, train_config.recenter_probe_rows, train_config.seed)
-    return FitResult(model, model_config, spec, vocab, result, loaded.version if loaded else None)
+    return FitResult(model, model_config, spec, vocab, result, loaded.version if loaded else None, len(click))
+
+
+def replay_rows(row_days: Sequence[str], trained_through, share: float, seed: int) -> np.ndarray:
+    """Indices of a warm update's rows: every row of a day after ``trained_through`` (new to the
+    parent) and a seeded ``share`` of each older day's rows, which the parent has already fit once
+    per day they have been in its window (re-fitting all of them each day over-fits them)."""
+    days = np.asarray(row_days, dtype=str)
+    if trained_through is None:
+        return np.arange(days.size)
+    old = days <= trained_through.isoformat()
+    rng = np.random.default_rng(seed)
+    return np.flatnonzero(~old | (rng.random(days.size) < share))
 
 
 def recenter_output_bias(model, x, click, conversion, probe_rows: int, seed: int) -> None:

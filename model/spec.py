@@ -271,6 +271,14 @@ class TrainConfig(_Strict):
         description="Passes over the window for a warm update (None: epochs). The parent has already "
         "fit the window's older days, so more passes re-fit each day many times over.",
     )
+    warm_replay_share: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Warm update: share of the rows of days the parent has already trained on that "
+        "are replayed (a seeded sample; newer days are used whole). 1.0 re-fits the whole window, so "
+        "each day is passed over once per day it stays in the window.",
+    )
     ctr_epochs: int | None = Field(
         None,
         ge=1,

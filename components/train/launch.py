@@ -158,6 +158,7 @@ def read_result(job: Path, parent: LoadedModel | None) -> FitResult:
     loaded = load_model_version(job / OUT_DIR, with_optimizer=True)
     summary = json.loads((job / RESULT_FILE).read_text())
     world = summary.pop("world_size")
+    rows = summary.pop("rows")
     log.info("trained on %d processes: %s samples/s", world, summary.get("samples_per_s"))
     return FitResult(
         loaded.model,
@@ -166,6 +167,7 @@ def read_result(job: Path, parent: LoadedModel | None) -> FitResult:
         loaded.vocab,
         TrainResult(**summary, optimizer_state=loaded.optimizer_state),
         parent.version if parent is not None else None,
+        rows,
     )
 
 
@@ -200,7 +202,12 @@ def worker(job: Path) -> None:
             optimizer_state=result.optimizer_state,
         )
         # Written last: its presence tells the launcher the hand-off is complete.
-        summary = {**result.result.summary(), "history": history, "world_size": info.world_size}
+        summary = {
+            **result.result.summary(),
+            "history": history,
+            "world_size": info.world_size,
+            "rows": result.rows,
+        }
         (job / RESULT_FILE).write_text(json.dumps(summary))
     distributed.barrier(info)
     if info.active:

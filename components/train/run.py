@@ -34,6 +34,8 @@ class TrainOutcome:
     version: str | None = None
     parent_version: str | None = None
     samples: int = 0
+    #: rows trained on: ``samples`` less the older days' rows a warm update did not replay
+    trained_rows: int = 0
     samples_per_s: float = 0.0
     final_loss: float | None = None
     model_dir: str | None = None
@@ -153,7 +155,7 @@ def run_train(
         ),
         seed=config.train.seed,
         code_revision=code_revision(),
-        metrics={"train_samples": len(table), "final_loss": final_loss},
+        metrics={"train_samples": result.rows, "final_loss": final_loss},
     )
     save_model_version(
         out_dir,
@@ -172,6 +174,7 @@ def run_train(
         version=version,
         parent_version=plan.parent_version,
         samples=len(table),
+        trained_rows=result.rows,
         samples_per_s=round(result.result.samples_per_s, 1),
         final_loss=final_loss,
         model_dir=str(out_dir),

@@ -137,3 +137,35 @@ def test_the_optimizer_state_travels_with_the_version_and_continues_on_warm_star
     (path / OPTIMIZER_FILE).write_bytes(b"not a torch file")
     with pytest.raises(ModelArtifactError, match="optimizer.pt: checksum mismatch"):
         load_optimizer_state(path)
+
+
+def test_a_warm_update_replays_a_share_of_the_days_its_parent_has_fit(tmp_path, world):
+    """train.warm_replay_share: the day new to the parent whole, a seeded share of the older ones."""
+    from model.fitting import replay_rows
+
+    train_df, _, spec, _ = world
+    parent_fit = fit(train_df, spec, ModelConfig(), CFG)
+    path = save_model_version(
+        tmp_path / "v1",
+        parent_fit.model,
+        spec,
+        parent_fit.vocab,
+        VersionMetadata(version="v1", trained_through=dt.date(2026, 1, 2)),
+    )
+    n = len(train_df)
+    row_days = ["2026-01-01"] * (n // 3) + ["2026-01-02"] * (n // 3) + ["2026-01-03"] * (n - 2 * (n // 3))
+    new_rows = n - 2 * (n // 3)
+    keep = replay_rows(row_days, dt.date(2026, 1, 2), 0.25, seed=2)
+    days = np.asarray(row_days)
+    assert (days[keep] == "2026-01-03").sum() == new_rows  # every new row
+    old_kept = (days[keep] != "2026-01-03").sum()
+    assert abs(old_kept - 0.25 * 2 * (n // 3)) < 4 * np.sqrt(0.25 * 0.75 * 2 * (n // 3))
+    np.testing.assert_array_equal(keep, replay_rows(row_days, dt.date(2026, 1, 2), 0.25, seed=2))
+    assert replay_rows(row_days, None, 0.25, seed=2).size == n  # no trained-through date: everything
+
+    cfg = CFG.model_copy(update={"warm_replay_share": 0.25})
+    child = fit(train_df, spec, ModelConfig(), cfg, parent=path, row_days=row_days)
+    assert child.rows == keep.size and child.result.samples == keep.size
+    assert fit(train_df, spec, ModelConfig(), CFG, parent=path, row_days=row_days).rows == n
+    cold = fit(train_df, spec, ModelConfig(), cfg, row_days=row_days)  # a cold start uses everything
+    assert cold.rows == n
