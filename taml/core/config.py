@@ -366,6 +366,8 @@ class GateRules(Section):
         default_factory=lambda: {
             "ctcvr_auc": 0.04,
             "log_loss": 0.01,
+            # CTR's loss is ~8x CTCVR's in the sum above, so the sum hides a CTCVR regression
+            "ctcvr_log_loss": 0.01,
             "ctr_auc": 0.01,
             "cvr_auc": 0.01,
         },

@@ -272,3 +272,19 @@ def test_undefined_figures_fail_rather_than_pass():
         for v in (r["value"], r["low"], r["high"])
         if not isinstance(v, str)
     )
+
+
+def test_a_ctcvr_regression_the_summed_log_loss_hides_is_caught(world):
+    """pCVR flattened to its mean: CTCVR log loss ~5% worse, but CTR's loss (~18x CTCVR's here)
+    dilutes it to ~0.2% in the sum, inside its 1% tolerance; the CTCVR rule shows it."""
+    prod, cand = world.model("prod", seed=1), world.model("cand", seed=2)
+    flat = np.full_like(cand.p_cvr, cand.p_cvr.mean())
+    cand = Scores("cand", prod.p_ctr, flat, prod.p_ctr * flat)
+    defaults = GateRules().max_regression
+    rules = GateRules(
+        **{**ONLY_SANITY, "max_regression": {m: defaults[m] for m in ("log_loss", "ctcvr_log_loss")}}
+    )
+    b = _judge(world, cand, prod, rules)
+    summed = next(r for r in b.rules if r.metric == "log_loss")
+    assert summed.verdict == "pass" and -0.01 < summed.value < 0
+    assert _failed(b) == {("no_regression", "ctcvr_log_loss")}
