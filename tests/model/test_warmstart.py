@@ -14,17 +14,17 @@ from model.spec import ModelConfig, TrainConfig
 CFG = TrainConfig(batch_size=500, epochs=1, progress=False, seed=2)
 
 
+def _parent(tmp_path, world, trained_through: dt.date):
+    """A TAML version v1 fit on the whole fixture table, saved with its trained-through day."""
+    train_df, _, spec, _ = world
+    f = fit(train_df, spec, ModelConfig(), CFG)
+    meta = VersionMetadata(version="v1", trained_through=trained_through)
+    return save_model_version(tmp_path / "v1", f.model, spec, f.vocab, meta)
+
+
 def test_warm_start_grows_vocabulary_and_keeps_old_rows(tmp_path, world):
     train_df, _, spec, _ = world
-    parent_fit = fit(train_df, spec, ModelConfig(), CFG)
-    path = save_model_version(
-        tmp_path / "v1",
-        parent_fit.model,
-        spec,
-        parent_fit.vocab,
-        VersionMetadata(version="v1", trained_through=dt.date(2026, 1, 1)),
-    )
-    parent = load_model_version(path)
+    parent = load_model_version(_parent(tmp_path, world, dt.date(2026, 1, 1)))
 
     # The next day brings new frequent values in field f0 (ids 1000..1002) and f3.
     new_day = train_df.iloc[:600].copy()
@@ -144,14 +144,7 @@ def test_a_warm_update_replays_a_share_of_the_days_its_parent_has_fit(tmp_path, 
     from model.fitting import replay_rows
 
     train_df, _, spec, _ = world
-    parent_fit = fit(train_df, spec, ModelConfig(), CFG)
-    path = save_model_version(
-        tmp_path / "v1",
-        parent_fit.model,
-        spec,
-        parent_fit.vocab,
-        VersionMetadata(version="v1", trained_through=dt.date(2026, 1, 2)),
-    )
+    path = _parent(tmp_path, world, dt.date(2026, 1, 2))
     n = len(train_df)
     row_days = ["2026-01-01"] * (n // 3) + ["2026-01-02"] * (n // 3) + ["2026-01-03"] * (n - 2 * (n // 3))
     new_rows = n - 2 * (n // 3)
