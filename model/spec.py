@@ -272,12 +272,13 @@ class TrainConfig(_Strict):
         "fit the window's older days, so more passes re-fit each day many times over.",
     )
     warm_replay_share: float = Field(
-        1.0,
+        0.3333,
         gt=0,
         le=1,
         description="Warm update: share of the rows of days the parent has already trained on that "
         "are replayed (a seeded sample; newer days are used whole). 1.0 re-fits the whole window, so "
-        "each day is passed over once per day it stays in the window.",
+        "each day is passed over once per day it stays in it (7 times in a 7-day window); 1/3 gives "
+        "each day 1 + 6/3 = 3 passes, a cold start's epochs (bench daily: docs/BENCHMARKS.md).",
     )
     ctr_epochs: int | None = Field(
         None,

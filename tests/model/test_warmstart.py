@@ -159,6 +159,7 @@ def test_a_warm_update_replays_a_share_of_the_days_its_parent_has_fit(tmp_path, 
     cfg = CFG.model_copy(update={"warm_replay_share": 0.25})
     child = fit(train_df, spec, ModelConfig(), cfg, parent=path, row_days=row_days)
     assert child.rows == keep.size and child.result.samples == keep.size
-    assert fit(train_df, spec, ModelConfig(), CFG, parent=path, row_days=row_days).rows == n
+    whole = CFG.model_copy(update={"warm_replay_share": 1.0})  # the whole window, every day
+    assert fit(train_df, spec, ModelConfig(), whole, parent=path, row_days=row_days).rows == n
     cold = fit(train_df, spec, ModelConfig(), cfg, row_days=row_days)  # a cold start uses everything
     assert cold.rows == n
