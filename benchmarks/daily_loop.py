@@ -364,7 +364,7 @@ def evaluate_days(
                 if tr.get("trained")
                 else 0,
                 "train_seconds": (
-                    round(tr.get("trained_rows", tr["samples"]) * epochs / tr["samples_per_s"], 1)
+                    round(tr.get("trained_rows", tr["samples"]) * epochs / tr["samples_per_s"], 3)
                     if tr.get("trained") and tr.get("samples_per_s")
                     else 0.0
                 ),

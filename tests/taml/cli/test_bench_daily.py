@@ -109,9 +109,15 @@ def test_days_are_scored_against_the_truth_for_every_model(tmp_path):
         assert 0.5 < r["candidate_truth"]["ctcvr_eauc"] < 1 and r["full_retrain_days"] >= 1
         assert r["full_retrain_samples"] == 3000 * r["full_retrain_days"] * cfg.train.epochs
         assert r["train_samples"] > 0 and r["train_seconds"] > 0
-        # a warm update trains warm_epochs over its window, a cold start epochs
-        epochs = cfg.train.warm_epochs if r["train"] == "warm" else cfg.train.epochs
-        assert r["train_samples"] == 3000 * r["train_days"] * epochs
+        # a cold start trains epochs over its window; a warm update warm_epochs over its new day
+        # (production moves daily here) and a warm_replay_share sample of the older ones
+        if r["train"] == "cold":
+            assert r["train_samples"] == 3000 * r["train_days"] * cfg.train.epochs
+        else:
+            old = 3000 * (r["train_days"] - 1)
+            share = cfg.train.warm_replay_share
+            replayed = r["train_samples"] / cfg.train.warm_epochs - 3000
+            assert abs(replayed - share * old) < 4 * (share * (1 - share) * old) ** 0.5
     later = rows[2:]
     assert all("production_truth" in r and "frozen_truth" in r for r in later)
     assert later[0]["frozen"] == rows[1]["candidate"]
