@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +97,9 @@ def fit(
     return FitResult(model, model_config, spec, vocab, result, loaded.version if loaded else None, len(click))
 
 
-def replay_rows(row_days: Sequence[str], trained_through, share: float, seed: int) -> np.ndarray:
+def replay_rows(
+    row_days: Sequence[str], trained_through: dt.date | None, share: float, seed: int
+) -> np.ndarray:
     """Indices of a warm update's rows: every row of a day after ``trained_through`` (new to the
     parent) and a seeded ``share`` of each older day's rows, which the parent has already fit once
     per day they have been in its window (re-fitting all of them each day over-fits them)."""
