@@ -99,6 +99,15 @@ def summarize(report: dict) -> str:
     if "oracle" in report:
         o = report["oracle"]
         lines.append(f"| oracle (truth) | {' | '.join(f'{o[m]:.4f}' if m in o else '' for m in cols)} | |")
+    setup = report.get("setup", {})
+    ses = [se for e in report.get("models", {}).values() for se in e.get("cvr_auc_se", [])]
+    if ses:
+        lines.append("")
+        lines.append(
+            f"Test day: {setup.get('test_rows', '?')} rows, {setup.get('test_clicks', '?')} clicks, "
+            f"{setup.get('test_conversions', '?')} conversions; DeLong SE of CVR AUC median "
+            f"{statistics.median(ses):.4f} (max {max(ses):.4f})"
+        )
     taml = report.get("models", {}).get("taml")
     if taml:
         lines.append("")
@@ -233,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
     build_tables(config, args.data_root, every_day, args.rebuild)
 
     from model.compare import compare_models, tune_and_compare
+    from model.encode import encode_labels
 
     train = read_table(args.data_root, days["train"])
     test = read_table(args.data_root, days["test"])
@@ -256,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
             model_config=config.model, ablations=not args.no_ablations, out_dir=out.parent,
             ablation_seeds=args.ablation_seeds,
         )  # fmt: skip
+    clicks, conversions = encode_labels(test, config.feature_spec)
     report["setup"] = {
         "data_root": args.data_root,
         "protocol": "paper defaults" if tune is None else "tuned on the validation day, then tested",
@@ -263,6 +274,8 @@ def run(args: argparse.Namespace) -> int:
         "test_day": days["test"][0].isoformat(),
         "train_rows": len(train),
         "test_rows": len(test),
+        "test_clicks": int(clicks.sum()),
+        "test_conversions": int((clicks * conversions).sum()),
         "seeds": args.seeds,
         "ablation_seeds": args.ablation_seeds or args.seeds,
         "epochs": args.epochs if tune is None else "tuned",

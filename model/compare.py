@@ -9,7 +9,7 @@ Two entry points:
   the chosen configurations go through :func:`compare_models`.
 
 Per row and seed: observed AUCs (CTR on all impressions, CVR on clicked ones, CTCVR of pCTR·pCVR
-on all), with the truth files also expected AUCs and expected log losses against the true
+on all) with their DeLong standard errors, with the truth files also expected AUCs and expected log losses against the true
 probabilities (:mod:`model.expected_auc`), and ρ(pCVR, pCTR | clicked), the Spearman correlation
 that shows a CVR head collapsing onto the CTR head.
 """
@@ -30,6 +30,7 @@ from model.encode import encode, encode_labels
 from model.errors import FeatureSpecError, ModelConfigError
 from model.expected_auc import truth_figures
 from model.fitting import fit
+from model.intervals import delong
 from model.metrics import auc
 from model.registry import MODELS
 from model.scoring import predict_encoded
@@ -62,7 +63,7 @@ ENTIRE_SPACE_ROWS: dict[str, str] = {"mmoe_entire_space": "mmoe", "ple_entire_sp
 GATE_PNG = "taml_gate_weights.png"
 GROUP_COLUMNS = ("general", "task_specific", "learner_specific")  # row keys of the gate table
 METRIC_KEYS = (
-    "ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_eauc", "cvr_eauc", "ctcvr_eauc",
+    "ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_auc_se", "cvr_auc_se", "ctcvr_auc_se", "ctr_eauc", "cvr_eauc", "ctcvr_eauc",
     "ctr_elogloss", "cvr_elogloss", "ctcvr_elogloss", "rho_cvr_ctr_clicked",
 )  # fmt: skip
 
@@ -98,12 +99,16 @@ def day_metrics(day: EvalDay, pred: dict[str, np.ndarray]) -> dict[str, float]:
     click, conv = day.click, day.conv
     p_ctr, p_cvr, p_ctcvr = pred["p_ctr"], pred["p_cvr"], pred["p_ctcvr"]
     clicked = click > 0.5
-    out = {
-        "ctr_auc": auc(click, p_ctr),
-        "cvr_auc": auc(conv[clicked], p_cvr[clicked]),
-        "ctcvr_auc": auc(click * conv, p_ctcvr),
-        "rho_cvr_ctr_clicked": spearman(p_cvr[clicked], p_ctr[clicked]),
-    }
+    out: dict[str, float] = {}
+    for task, y, score in (
+        ("ctr", click, p_ctr),
+        ("cvr", conv[clicked], p_cvr[clicked]),
+        ("ctcvr", click * conv, p_ctcvr),
+    ):
+        out[f"{task}_auc"] = auc(y, score)
+        # What one test day can resolve: the label-sampling noise the expected AUC removes.
+        out[f"{task}_auc_se"] = float(np.sqrt(max(delong(y, [score])[1][0, 0], 0.0)))
+    out["rho_cvr_ctr_clicked"] = spearman(p_cvr[clicked], p_ctr[clicked])
     if day.p_click is not None:
         out.update(truth_figures(day.p_click, day.p_conv, p_ctr, p_cvr, p_ctcvr))
     return out

@@ -24,6 +24,9 @@ def test_compare_models_report(world, tmp_path):
         assert all(0.55 < a < 1 for a in entry["ctr_auc"]) and entry["samples_per_s"] > 0
         assert all(0.55 < a < 1 for a in entry["ctr_eauc"])
         assert all(-1 <= r <= 1 for r in entry["rho_cvr_ctr_clicked"])
+        # DeLong's standard error: the AUC on all impressions resolves finer than on the few clicks.
+        for ctr_se, cvr_se in zip(entry["ctr_auc_se"], entry["cvr_auc_se"], strict=True):
+            assert 0 < ctr_se < cvr_se < 0.2
     taml = report["models"]["taml"]["ctr_auc"]
     assert taml[0] != taml[1]  # two seeds, two models
     oracle = report["oracle"]

@@ -51,3 +51,15 @@ def test_tune_settings_from_flags_and_file(tmp_path):
     assert (tune.budget, tune.select, tune.common_space) == (3, "mean_eauc", {"train.lr": [0.001, 0.002]})
     with pytest.raises(TamlError, match="tuning settings"):
         bench.tune_settings(args(select="best_guess"))
+
+
+def test_summary_states_what_the_test_day_resolves():
+    entry = {m: [0.7, 0.72] for m in ("ctr_auc", "cvr_auc", "ctcvr_auc", "rho_cvr_ctr_clicked")}
+    entry |= {"cvr_auc_se": [0.0040, 0.0048], "samples_per_s": 1000.0}
+    report = {
+        "models": {"taml": entry, "esmm": entry},
+        "setup": {"test_rows": 1_000_000, "test_clicks": 79_336, "test_conversions": 5_856},
+    }
+    text = bench.summarize(report)
+    assert "1000000 rows, 79336 clicks, 5856 conversions" in text
+    assert "DeLong SE of CVR AUC median 0.0044 (max 0.0048)" in text
