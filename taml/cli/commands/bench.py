@@ -38,6 +38,7 @@ OUT_FLAG = {
 ON_DEMAND = {
     "model": "model_compare.py",
     "daily": "daily_loop.py",
+    "gpu": "gpu_check.py",
 }
 
 
