@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.features import apply, feast_lookup, materialize, online_reader, point_in_time  # noqa: E402
 from components.features.build import read_samples  # noqa: E402
-from components.features.synthetic import SyntheticSpec, write_history  # noqa: E402
 from components.validate import run_validation  # noqa: E402
+from simulator.curated import SyntheticSpec, write_history  # noqa: E402
 from taml.core.config import load_config  # noqa: E402
 
 START = dt.date(2026, 11, 1)

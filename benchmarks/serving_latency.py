@@ -49,8 +49,8 @@ def build_world(tmp: Path, users: int, items: int, redis_connection: str) -> dic
     import serving_fixtures as F
 
     from components.features import materialize
-    from components.features.synthetic import SyntheticSpec, write_history
     from model import VersionMetadata, fit, save_model_version
+    from simulator.curated import SyntheticSpec, write_history
 
     data, art = str(tmp / "data"), str(tmp / "art")
     cfgs = {

@@ -17,11 +17,11 @@ import pytest
 from redis_fixtures import PASSWORD_ENV
 
 from components.features import apply, feast_lookup, feature_store
-from components.features.synthetic import SyntheticSpec, write_history
 from featurestore import OnlineRows, online_db_path, online_reader, view_columns
 from featurestore import redis_store as R
 from featurestore import sqlite_store as Q
 from featurestore.layout import TS_COLUMN
+from simulator.curated import SyntheticSpec, write_history
 from taml.core.config import load_config
 from taml.core.feature_repo import definitions
 

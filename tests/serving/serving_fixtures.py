@@ -42,7 +42,7 @@ def build_store(config: Config, data_root: str, users: int = USERS, items: int =
     Materialized through Feast's own ``FeatureStore.materialize`` over the whole history (the
     features step's windowed, checked materialization is its own business and tested there).
     """
-    from components.features.synthetic import SyntheticSpec, write_history
+    from simulator.curated import SyntheticSpec, write_history
 
     write_history(data_root, START, 3, SyntheticSpec(samples_per_day=1500, users=users, items=items, seed=5))
     rematerialize(config, data_root)

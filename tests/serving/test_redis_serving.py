@@ -14,9 +14,9 @@ import serving_fixtures as F
 from redis_fixtures import PASSWORD_ENV, _free_port
 
 from components.features import materialize
-from components.features.synthetic import SyntheticSpec, write_history
 from serving import Runtime, create_app
 from serving.features import feast_features
+from simulator.curated import SyntheticSpec, write_history
 
 ITEMS = [0, 1, 5, 17, 79, 10_000]
 

@@ -265,7 +265,7 @@ def test_rematerialized_store_refreshes_the_item_cache(world):
     cfg, data, rt = world["cfg"], world["data"], world["rt"]
     import pandas as pd
 
-    from components.features.synthetic import profile_table, write_parquet
+    from simulator.curated import profile_table, write_parquet
     from taml.core import layout as L
 
     item = 7

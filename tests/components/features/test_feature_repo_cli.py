@@ -24,7 +24,7 @@ import pytest
 
 from components.features import build_features, online_reader
 from components.features.store import FEATURE_REPO
-from components.features.synthetic import SyntheticSpec, write_history
+from simulator.curated import SyntheticSpec, write_history
 from taml.core.config import load_config
 
 START = dt.date(2026, 11, 1)

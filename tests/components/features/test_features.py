@@ -30,7 +30,8 @@ from components.features import (
 )
 from components.features import online_write as W
 from components.features.store import FEATURE_REPO, ensure_applied, feast_env
-from components.features.synthetic import (
+from components.validate import ValidationGateError
+from simulator.curated import (
     SyntheticSpec,
     make_profiles,
     profile_table,
@@ -39,7 +40,6 @@ from components.features.synthetic import (
     write_history,
     write_parquet,
 )
-from components.validate import ValidationGateError
 from taml.cli.main import main
 from taml.core import layout as L
 from taml.core.config import load_config

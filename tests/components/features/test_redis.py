@@ -28,9 +28,9 @@ from components.features import (
 )
 from components.features import direct as D
 from components.features.build import day_end, join_views
-from components.features.synthetic import SyntheticSpec, write_history
 from featurestore import FeatureStoreError, RedisOnlineReader
 from featurestore import redis_store as R
+from simulator.curated import SyntheticSpec, write_history
 from taml.cli.main import main
 from taml.core.config import load_config
 

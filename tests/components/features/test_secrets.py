@@ -12,7 +12,7 @@ from redis_fixtures import PASSWORD_ENV
 
 from components.features import build_features, feature_store
 from components.features.store import FeatureStoreError, repo_config
-from components.features.synthetic import SyntheticSpec, write_history
+from simulator.curated import SyntheticSpec, write_history
 from taml.cli.main import main
 from taml.core import secrets
 from taml.core.config import ConfigError, load_config

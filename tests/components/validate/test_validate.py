@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from components.features.synthetic import SyntheticSpec, write_history
 from components.validate import ValidationGateError, read_verdict, require_passed, run_validation
+from simulator.curated import SyntheticSpec, write_history
 from taml.cli.main import main
 from taml.core import layout as L
 from taml.core import storage

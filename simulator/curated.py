@@ -1,4 +1,4 @@
-"""Curated days in the exact ingest-output format, without running ingest (tests and benchmarks).
+"""Curated days in the ingest-output format, written directly: no raw logs, no ingest (tests and benchmarks).
 
 Writes curated/samples, curated/users, curated/items, curated/manifest and features/*_stats for
 a range of days, with numbers that pass the default validation bounds. Profiles follow the
