@@ -22,6 +22,8 @@ from model.trainer import TrainResult, train
 from model.vocab import Vocabulary
 from model.warmstart import grow_optimizer_state, warm_start
 
+_HOLDOUT_STREAM = 0x5EED_0B1A5  # keeps the held-out draw apart from the replay draw of the same seed
+
 
 @dataclass
 class FitResult:
@@ -31,7 +33,8 @@ class FitResult:
     vocab: Vocabulary
     result: TrainResult
     parent_version: str | None = None
-    #: rows trained on (fewer than the table's when a warm update replays part of the older days)
+    #: rows trained on (fewer than the table's when a warm update replays part of the older days
+    #: or rows are held out for the re-centring)
     rows: int = 0
 
     @property
@@ -81,20 +84,42 @@ def fit(
             row_days, loaded.metadata.trained_through, train_config.warm_replay_share, train_config.seed
         )
         x, click, conversion = x[keep], click[keep], conversion[keep]
+    held = holdout_rows(len(click), train_config) if train_config.recenter_output_bias else None
+    fit_rows = slice(None) if held is None else np.setdiff1d(np.arange(len(click)), held)
+    x_fit, click_fit, conversion_fit = x[fit_rows], click[fit_rows], conversion[fit_rows]
     if loaded is None and train_config.init_output_bias:
-        model.init_output_bias(*base_rates(click, conversion), x=torch.as_tensor(x))
+        model.init_output_bias(*base_rates(click_fit, conversion_fit), x=torch.as_tensor(x_fit))
     result = train(
         model,
-        x,
-        click,
-        conversion,
+        x_fit,
+        click_fit,
+        conversion_fit,
         train_config,
         checkpoint_dir=checkpoint_dir,
         optimizer_state=optimizer_state,
     )
     if train_config.recenter_output_bias:
-        recenter_output_bias(model, x, click, conversion, train_config.recenter_probe_rows, train_config.seed)
-    return FitResult(model, model_config, spec, vocab, result, loaded.version if loaded else None, len(click))
+        recenter_output_bias(
+            model,
+            x,
+            click,
+            conversion,
+            train_config.recenter_probe_rows,
+            train_config.seed,
+            probe_rows_of=held,
+        )
+    trained = len(click_fit)
+    return FitResult(model, model_config, spec, vocab, result, loaded.version if loaded else None, trained)
+
+
+def holdout_rows(n: int, train_config: TrainConfig) -> np.ndarray | None:
+    """Seeded rows kept out of training for an out-of-sample re-centring (None: re-centre in sample)."""
+    share = train_config.recenter_holdout_share
+    if share <= 0 or n < 2:
+        return None
+    rng = np.random.default_rng([train_config.seed, _HOLDOUT_STREAM])
+    held = np.flatnonzero(rng.random(n) < share)
+    return held if 0 < held.size < n else None
 
 
 def replay_rows(
@@ -111,13 +136,17 @@ def replay_rows(
     return np.flatnonzero(~old | (rng.random(days.size) < share))
 
 
-def recenter_output_bias(model, x, click, conversion, probe_rows: int, seed: int) -> None:
-    """Shift each task's fused logit so the trained model is calibrated in the large on its rows.
+def recenter_output_bias(
+    model, x, click, conversion, probe_rows: int, seed: int, probe_rows_of: np.ndarray | None = None
+) -> None:
+    """Shift each task's fused logit so the trained model is calibrated in the large.
 
     Training moves a head's mean away from the rate the cold start set (measured: a TAML cold
-    start of 3 epochs read CVR calibration 1.17-1.26 on its own training days). CTR is matched on
-    all rows, CVR on clicked rows (its rate is conversions / clicks), a pCTCVR head (AITM) on all
-    rows at CTR · CVR.
+    start of 3 epochs read CVR calibration 1.17-1.26 on its own training days). The target rates
+    come from every row (CTR on all, CVR = conversions / clicks, a pCTCVR head (AITM) at CTR · CVR);
+    the mean prediction is taken on ``probe_rows_of`` (rows held out of training, so it is the
+    mean the model will predict on rows it has not fit) or, when None, on every row. CVR is probed
+    on clicked rows, in sample when the held-out rows hold no click.
     """
     click = np.asarray(click, dtype=np.float64)
     ctr, cvr = base_rates(click, conversion)
@@ -128,14 +157,16 @@ def recenter_output_bias(model, x, click, conversion, probe_rows: int, seed: int
             rows = np.sort(rng.choice(rows, probe_rows, replace=False))
         return torch.as_tensor(np.asarray(x)[rows])
 
-    everything = np.arange(click.size)
+    rows = np.arange(click.size) if probe_rows_of is None else np.asarray(probe_rows_of)
     if model.ctcvr_head:
         if ctr is not None and cvr is not None:
-            model.init_output_bias(ctr, cvr, x=probe(everything), probe_size=probe_rows, per_head=False)
+            model.init_output_bias(ctr, cvr, x=probe(rows), probe_size=probe_rows, per_head=False)
         return
     if ctr is not None:
-        model.init_output_bias(ctr, None, x=probe(everything), probe_size=probe_rows, per_head=False)
-    clicked = np.flatnonzero(click > 0.5)
+        model.init_output_bias(ctr, None, x=probe(rows), probe_size=probe_rows, per_head=False)
+    clicked = rows[click[rows] > 0.5]
+    if not clicked.size:
+        clicked = np.flatnonzero(click > 0.5)
     if cvr is not None and clicked.size:
         model.init_output_bias(None, cvr, x=probe(clicked), probe_size=probe_rows, per_head=False)
 

@@ -321,6 +321,15 @@ class TrainConfig(_Strict):
     recenter_probe_rows: int = Field(
         65536, ge=1, description="Training rows (clicked rows for CVR) the re-centring shift is solved on."
     )
+    recenter_holdout_share: float = Field(
+        0.05,
+        ge=0.0,
+        lt=0.5,
+        description="Share of the rows (seeded) left out of training and used to solve the "
+        "re-centring shift out of sample; the target rates still come from every row. In sample, a "
+        "head that has memorised its few positives reads calibrated on its own rows and under-"
+        "predicts new ones. 0: re-centre on the training rows.",
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -156,10 +156,11 @@ def test_a_warm_update_replays_a_share_of_the_days_its_parent_has_fit(tmp_path, 
     np.testing.assert_array_equal(keep, replay_rows(row_days, dt.date(2026, 1, 2), 0.25, seed=2))
     assert replay_rows(row_days, None, 0.25, seed=2).size == n  # no trained-through date: everything
 
-    cfg = CFG.model_copy(update={"warm_replay_share": 0.25})
+    in_sample = CFG.model_copy(update={"recenter_holdout_share": 0.0})  # every row trains
+    cfg = in_sample.model_copy(update={"warm_replay_share": 0.25})
     child = fit(train_df, spec, ModelConfig(), cfg, parent=path, row_days=row_days)
     assert child.rows == keep.size and child.result.samples == keep.size
-    whole = CFG.model_copy(update={"warm_replay_share": 1.0})  # the whole window, every day
+    whole = in_sample.model_copy(update={"warm_replay_share": 1.0})  # the whole window, every day
     assert fit(train_df, spec, ModelConfig(), whole, parent=path, row_days=row_days).rows == n
     cold = fit(train_df, spec, ModelConfig(), cfg, row_days=row_days)  # a cold start uses everything
     assert cold.rows == n
