@@ -79,12 +79,15 @@ def fit(
         model = build_model(model_config, vocab.sizes)
     x = encode(table, spec, vocab)
     click, conversion = encode_labels(table, spec)
-    if loaded is not None and train_config.warm_replay_share < 1 and row_days is not None:
+    days = None if row_days is None else np.asarray(row_days, dtype=str)
+    if loaded is not None and train_config.warm_replay_share < 1 and days is not None:
         keep = replay_rows(
-            row_days, loaded.metadata.trained_through, train_config.warm_replay_share, train_config.seed
+            days, loaded.metadata.trained_through, train_config.warm_replay_share, train_config.seed
         )
-        x, click, conversion = x[keep], click[keep], conversion[keep]
-    held = holdout_rows(len(click), train_config) if train_config.recenter_output_bias else None
+        x, click, conversion, days = x[keep], click[keep], conversion[keep], days[keep]
+    held = None
+    if train_config.recenter_output_bias:
+        held = holdout_rows(new_rows(days, loaded, len(click)), train_config)
     fit_rows = slice(None) if held is None else np.setdiff1d(np.arange(len(click)), held)
     x_fit, click_fit, conversion_fit = x[fit_rows], click[fit_rows], conversion[fit_rows]
     if loaded is None and train_config.init_output_bias:
@@ -112,14 +115,25 @@ def fit(
     return FitResult(model, model_config, spec, vocab, result, loaded.version if loaded else None, trained)
 
 
-def holdout_rows(n: int, train_config: TrainConfig) -> np.ndarray | None:
-    """Seeded rows kept out of training for an out-of-sample re-centring (None: re-centre in sample)."""
+def new_rows(days: np.ndarray | None, parent: LoadedModel | None, n: int) -> np.ndarray:
+    """Indices of the rows the model line has not fit: all on a cold start, on a warm start those of
+    the days after the parent's trained-through day (the parent's weights have fit the older ones)."""
+    through = None if parent is None else parent.metadata.trained_through
+    if days is None or through is None:
+        return np.arange(n)
+    return np.flatnonzero(days > through.isoformat())
+
+
+def holdout_rows(candidates: np.ndarray, train_config: TrainConfig) -> np.ndarray | None:
+    """A seeded share of ``candidates`` kept out of training for an out-of-sample re-centring
+    (None: re-centre in sample)."""
     share = train_config.recenter_holdout_share
-    if share <= 0 or n < 2:
+    candidates = np.asarray(candidates)
+    if share <= 0 or candidates.size < 2:
         return None
     rng = np.random.default_rng([train_config.seed, _HOLDOUT_STREAM])
-    held = np.flatnonzero(rng.random(n) < share)
-    return held if 0 < held.size < n else None
+    held = candidates[rng.random(candidates.size) < share]
+    return held if 0 < held.size < candidates.size else None
 
 
 def replay_rows(

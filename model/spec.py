@@ -325,7 +325,8 @@ class TrainConfig(_Strict):
         0.05,
         ge=0.0,
         lt=0.5,
-        description="Share of the rows (seeded) left out of training and used to solve the "
+        description="Share of the rows new to the model line (all on a cold start, the days after "
+        "the parent's on a warm one; seeded) left out of training and used to solve the "
         "re-centring shift out of sample; the target rates still come from every row. In sample, a "
         "head that has memorised its few positives reads calibrated on its own rows and under-"
         "predicts new ones. 0: re-centre on the training rows.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ from planted_data import make_synthetic
 from model.artifacts import VersionMetadata, load_model_version, save_model_version
 from model.base import MultiTaskModel
 from model.encode import encode, encode_labels
-from model.fitting import base_rates, fit, holdout_rows
+from model.fitting import base_rates, fit, holdout_rows, new_rows
 from model.metrics import auc, calibration_ratio
 from model.registry import MODELS, build_model
 from model.scoring import predict_encoded
@@ -182,13 +183,31 @@ def test_recentring_calibrates_a_trained_model_on_its_rows_and_keeps_each_task_r
 def test_holdout_rows_are_seeded_within_their_share_and_left_out_of_training(low_rate_world):
     train, _, spec = low_rate_world
     cfg = TrainConfig(batch_size=500, epochs=1, progress=False, seed=3, recenter_holdout_share=0.1)
-    held = holdout_rows(len(train), cfg)
     n = len(train)
+    held = holdout_rows(np.arange(n), cfg)
     assert abs(held.size - 0.1 * n) < 4 * math.sqrt(n * 0.1 * 0.9)
-    assert np.array_equal(held, holdout_rows(n, cfg))  # seeded
-    assert not np.array_equal(held, holdout_rows(n, cfg.model_copy(update={"seed": 4})))
-    assert holdout_rows(n, cfg.model_copy(update={"recenter_holdout_share": 0.0})) is None
+    assert np.array_equal(held, holdout_rows(np.arange(n), cfg))  # seeded
+    assert not np.array_equal(held, holdout_rows(np.arange(n), cfg.model_copy(update={"seed": 4})))
+    assert holdout_rows(np.arange(n), cfg.model_copy(update={"recenter_holdout_share": 0.0})) is None
     assert fit(train, spec, ModelConfig(architecture="esmm"), cfg).rows == n - held.size
+
+
+def test_a_warm_update_holds_out_rows_its_parent_has_not_fit(tmp_path, low_rate_world):
+    """The parent's weights have fit the older days: only the days after its trained-through day
+    are out of sample for the update, so only they are held out."""
+    train, _, spec = low_rate_world
+    n = len(train)
+    days = np.array(["2026-01-01"] * (n // 2) + ["2026-01-02"] * (n - n // 2))
+    cfg = TrainConfig(batch_size=500, epochs=1, progress=False, seed=3, recenter_holdout_share=0.1)
+    parent = fit(train, spec, ModelConfig(architecture="esmm"), cfg)
+    meta = VersionMetadata(version="v1", trained_through=dt.date(2026, 1, 1))
+    loaded = load_model_version(save_model_version(tmp_path / "v1", parent.model, spec, parent.vocab, meta))
+    assert np.array_equal(new_rows(days, loaded, n), np.arange(n // 2, n))
+    assert np.array_equal(new_rows(days, None, n), np.arange(n))  # a cold start: every row is new
+    whole = cfg.model_copy(update={"warm_replay_share": 1.0})
+    child = fit(train, spec, ModelConfig(architecture="esmm"), whole, parent=loaded, row_days=list(days))
+    held = holdout_rows(np.arange(n // 2, n), whole)
+    assert child.rows == n - held.size and held.min() >= n // 2
 
 
 @pytest.fixture(scope="module")
