@@ -59,6 +59,8 @@ def fit(
     start at the training base rates (see ``base_rates``); a warm start keeps the parent's weights
     and, when the parent was saved with it, continues from its optimizer state. ``row_days`` (the
     day of each row) lets the vocabulary count each day once per model line (``Vocabulary.grow``).
+    With ``recenter_holdout_share`` a seeded share of the rows new to the model line is not trained
+    on: the post-fit re-centring reads them (out of sample); ``FitResult.rows`` counts those trained.
     """
     loaded = load_model_version(parent, with_optimizer=True) if isinstance(parent, str | Path) else parent
     optimizer_state = None
