@@ -46,8 +46,10 @@ from components.common.tables import read_table  # noqa: E402
 from model.artifacts import VersionMetadata, load_model_version, save_model_version  # noqa: E402
 from model.compare import EvalDay, day_metrics  # noqa: E402
 from model.encode import encode  # noqa: E402
+from model.errors import ModelError  # noqa: E402
 from model.fitting import FitResult, fit  # noqa: E402
 from model.scoring import predict_encoded  # noqa: E402
+from model.trainer import resolve_device  # noqa: E402
 from taml.core.config import Config, load_config  # noqa: E402
 from taml.core.errors import TamlError  # noqa: E402
 
@@ -66,9 +68,7 @@ class CheckData:
     trained_through: dt.date  # the last training day (the parent's)
 
 
-def fit_and_score(
-    data: CheckData, config: Config, arch: str, device: str, batch: int
-) -> tuple[dict, FitResult]:
+def timed_fit(data: CheckData, config: Config, arch: str, device: str, batch: int) -> tuple[dict, FitResult]:
     """One cold start on ``device`` at ``batch`` (lr scaled by sqrt(batch / configured batch)), scored."""
     base = config.train
     tc = base.model_copy(
@@ -127,12 +127,12 @@ def run_check(
     runs: list[dict] = []
     summary: dict[str, Any] = {}
     for arch in models:
-        cpu_row, cpu_fit = fit_and_score(data, config, arch, "cpu", base)
+        cpu_row, cpu_fit = timed_fit(data, config, arch, "cpu", base)
         runs.append(cpu_row)
         dev_rows = {}
         dev_base_fit = None
         for b in batches:
-            row, fitted = fit_and_score(data, config, arch, device, b)
+            row, fitted = timed_fit(data, config, arch, device, b)
             runs.append(row)
             dev_rows[b] = row
             if b == base:
@@ -231,13 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         batches = [int(b) for b in args.batches.split(",") if b]
         if not batches or min(batches) < 1:
             raise TamlError(f"--batches must be positive integers (got {args.batches!r})")
+        resolve_device(args.device)  # a missing GPU is said before minutes of simulating, not after
         config = load_config(overrides=[f"paths.data_root={args.data_root}", *args.overrides])
         if args.simulate:
             # the days, the validation day, and the next one whose late labels validation waits for
             simulate_and_build(config, args.data_root, args.start, args.train_days + 2, args.simulate)
         data = load_data(config, args.data_root, args.start, args.train_days)
         report = run_check(data, config, args.models.split(","), batches, args.device, args.auc_tolerance)
-    except (TamlError, ValueError) as e:
+    except (TamlError, ModelError, ValueError) as e:
         print(f"gpu_check: error: {e}", file=sys.stderr)
         return 2
     report["setup"] = {**vars(args), "start": args.start.isoformat(), "train_rows": len(data.train)}

@@ -9,9 +9,9 @@ Two entry points:
   the chosen configurations go through :func:`compare_models`.
 
 Per row and seed: observed AUCs (CTR on all impressions, CVR on clicked ones, CTCVR of pCTR·pCVR
-on all) with their DeLong standard errors, with the truth files also expected AUCs and expected log losses against the true
-probabilities (:mod:`model.expected_auc`), and ρ(pCVR, pCTR | clicked), the Spearman correlation
-that shows a CVR head collapsing onto the CTR head.
+on all) with their DeLong standard errors; with the truth files also expected AUCs and expected
+log losses against the true probabilities (:mod:`model.expected_auc`); and ρ(pCVR, pCTR |
+clicked), the Spearman correlation that shows a CVR head collapsing onto the CTR head.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from planted_data import make_synthetic
 
 from model.compare import EvalDay
@@ -62,3 +63,10 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert "--batches must be positive" in capsys.readouterr().err
     assert check.main(["--data-root", str(tmp_path), "--device", "cpu"]) == 2
     assert "no feature table" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has the GPU the check asks for")
+def test_a_missing_gpu_is_a_one_line_error_before_any_work(tmp_path, capsys):
+    assert check.main(["--data-root", str(tmp_path), "--simulate", "1000"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing simulated
