@@ -47,10 +47,6 @@ def scored(fit, table: pd.DataFrame, truth: pd.DataFrame, bins: int) -> dict[str
     p_ctr, p_cvr, p_ctcvr = (pred[c].to_numpy() for c in ("p_ctr", "p_cvr", "p_ctcvr"))
     return {
         **truth_figures(pc, pv, p_ctr, p_cvr, p_ctcvr),
-        # calibration in the large against the truth (CVR weighted by the true click probability)
-        "ctr_ratio": float(p_ctr.sum() / pc.sum()),
-        "cvr_ratio": float((pc * p_cvr).sum() / (pc * pv).sum()),
-        "ctcvr_ratio": float(p_ctcvr.sum() / (pc * pv).sum()),
         # the binned calibration error against the true probabilities, relative to the true rate
         "ctr_relative_ece": ece(pc, p_ctr, bins) / float(pc.mean()),
         "ctcvr_relative_ece": ece(pc * pv, p_ctcvr, bins) / float((pc * pv).mean()),

@@ -64,7 +64,8 @@ GATE_PNG = "taml_gate_weights.png"
 GROUP_COLUMNS = ("general", "task_specific", "learner_specific")  # row keys of the gate table
 METRIC_KEYS = (
     "ctr_auc", "cvr_auc", "ctcvr_auc", "ctr_auc_se", "cvr_auc_se", "ctcvr_auc_se", "ctr_eauc", "cvr_eauc", "ctcvr_eauc",
-    "ctr_elogloss", "cvr_elogloss", "ctcvr_elogloss", "rho_cvr_ctr_clicked",
+    "ctr_elogloss", "cvr_elogloss", "ctcvr_elogloss", "ctr_ratio", "cvr_ratio", "ctcvr_ratio",
+    "rho_cvr_ctr_clicked",
 )  # fmt: skip
 
 

@@ -91,12 +91,14 @@ def expected_log_loss(p_true, p_pred, weight=None) -> float:
 
 
 def truth_figures(p_click, p_conv, p_ctr, p_cvr, p_ctcvr) -> dict[str, float]:
-    """Expected AUC and expected log loss of the three tasks against the true probabilities.
+    """Expected AUC, expected log loss and calibration ratio (Σ prediction / Σ true p) of the
+    three tasks against the true probabilities.
 
     CTR on all rows, CVR on clicked rows (a row enters with its true click probability), CTCVR
     on all rows against p_click · p_conv.
     """
-    p_ctcvr_true = np.asarray(p_click, dtype=np.float64) * np.asarray(p_conv, dtype=np.float64)
+    p_click = np.asarray(p_click, dtype=np.float64)
+    p_ctcvr_true = p_click * np.asarray(p_conv, dtype=np.float64)
     return {
         "ctr_eauc": expected_auc(p_click, p_ctr),
         "cvr_eauc": expected_auc(p_conv, p_cvr, weight=p_click),
@@ -104,4 +106,17 @@ def truth_figures(p_click, p_conv, p_ctr, p_cvr, p_ctcvr) -> dict[str, float]:
         "ctr_elogloss": expected_log_loss(p_click, p_ctr),
         "cvr_elogloss": expected_log_loss(p_conv, p_cvr, weight=p_click),
         "ctcvr_elogloss": expected_log_loss(p_ctcvr_true, p_ctcvr),
+        "ctr_ratio": _ratio(p_ctr, p_click),
+        "cvr_ratio": _ratio(p_click * np.asarray(p_cvr, dtype=np.float64), p_ctcvr_true),
+        "ctcvr_ratio": _ratio(p_ctcvr, p_ctcvr_true),
     }
+
+
+def _ratio(predicted, true) -> float:
+    """Calibration in the large against the truth: 1 when the predictions' sum is the true one."""
+    denominator = float(np.sum(true))
+    return (
+        float(np.sum(np.asarray(predicted, dtype=np.float64)) / denominator)
+        if denominator > 0
+        else float("nan")
+    )

@@ -87,9 +87,13 @@ def fit(
             days, loaded.metadata.trained_through, train_config.warm_replay_share, train_config.seed
         )
         x, click, conversion, days = x[keep], click[keep], conversion[keep], days[keep]
-    held = None
+    held, mix = None, None
     if train_config.recenter_output_bias:
-        held = holdout_rows(new_rows(days, loaded, len(click)), train_config)
+        new = new_rows(days, loaded, len(click))
+        held = holdout_rows(new, train_config)
+        if held is not None and loaded is not None and train_config.recenter_parent_control:
+            # before training: the warm-started model is still the parent (in the grown vocabulary)
+            mix = parent_mix(model, x, click, new, held, train_config.recenter_probe_rows, train_config.seed)
     fit_rows = slice(None) if held is None else np.setdiff1d(np.arange(len(click)), held)
     x_fit, click_fit, conversion_fit = x[fit_rows], click[fit_rows], conversion[fit_rows]
     if loaded is None and train_config.init_output_bias:
@@ -112,6 +116,7 @@ def fit(
             train_config.recenter_probe_rows,
             train_config.seed,
             probe_rows_of=held,
+            mix=mix,
         )
     trained = len(click_fit)
     return FitResult(model, model_config, spec, vocab, result, loaded.version if loaded else None, trained)
@@ -152,8 +157,61 @@ def replay_rows(
     return np.flatnonzero(~old | (rng.random(days.size) < share))
 
 
+def parent_mix(
+    parent: MultiTaskModel,
+    x: np.ndarray,
+    click: np.ndarray,
+    new: np.ndarray,
+    held: np.ndarray,
+    probe_rows: int,
+    seed: int,
+) -> dict[str, float]:
+    """Per task, the parent's mean prediction on the held-out rows / its mean on every new row.
+
+    The parent has fit none of the new rows, so both means are out of sample and differ only by
+    the rows' mix: a ratio estimator that scales the re-centring target to the holdout's own mix
+    (its composition noise cancels to the extent the parent and the update agree row by row).
+    CTR and CTCVR on all rows, CVR on clicked rows; 1 where the held-out rows hold no click.
+    """
+    click = np.asarray(click, dtype=np.float64)
+    rng = np.random.default_rng([seed, _HOLDOUT_STREAM])
+    device = next(parent.parameters()).device
+
+    @torch.no_grad()
+    def mean(rows: np.ndarray, column: str) -> float:
+        if rows.size > probe_rows:
+            rows = np.sort(rng.choice(rows, probe_rows, replace=False))
+        was_training = parent.training
+        parent.eval()
+        try:
+            out = parent(torch.as_tensor(np.asarray(x)[rows]).to(device=device, dtype=torch.int64))
+        finally:
+            parent.train(was_training)
+        return float(out[column].double().mean())
+
+    def ratio(of: np.ndarray, over: np.ndarray, column: str) -> float:
+        if not (of.size and over.size):
+            return 1.0
+        low, high = mean(of, column), mean(over, column)
+        return low / high if high > 0 and low > 0 else 1.0
+
+    held_clicked, new_clicked = held[click[held] > 0.5], new[click[new] > 0.5]
+    return {
+        "ctr": ratio(held, new, "p_ctr"),
+        "cvr": ratio(held_clicked, new_clicked, "p_cvr"),
+        "ctcvr": ratio(held, new, "p_ctcvr"),
+    }
+
+
 def recenter_output_bias(
-    model, x, click, conversion, probe_rows: int, seed: int, probe_rows_of: np.ndarray | None = None
+    model,
+    x,
+    click,
+    conversion,
+    probe_rows: int,
+    seed: int,
+    probe_rows_of: np.ndarray | None = None,
+    mix: dict[str, float] | None = None,
 ) -> None:
     """Shift each task's fused logit so the trained model is calibrated in the large.
 
@@ -162,10 +220,14 @@ def recenter_output_bias(
     come from every row (CTR on all, CVR = conversions / clicks, a pCTCVR head (AITM) at CTR · CVR);
     the mean prediction is taken on ``probe_rows_of`` (rows held out of training, so it is the
     mean the model will predict on rows it has not fit) or, when None, on every row. CVR is probed
-    on clicked rows, in sample when the held-out rows hold no click.
+    on clicked rows, in sample when the held-out rows hold no click. ``mix`` (``parent_mix``)
+    scales each task's target to the held-out rows' mix.
     """
     click = np.asarray(click, dtype=np.float64)
     ctr, cvr = base_rates(click, conversion)
+    mix = mix or {}
+    ctr_target = None if ctr is None else _rate(ctr * mix.get("ctr", 1.0))
+    cvr_target = None if cvr is None else _rate(cvr * mix.get("cvr", 1.0))
     rng = np.random.default_rng(seed)
 
     def probe(rows: np.ndarray) -> torch.Tensor:
@@ -175,16 +237,25 @@ def recenter_output_bias(
 
     rows = np.arange(click.size) if probe_rows_of is None else np.asarray(probe_rows_of)
     if model.ctcvr_head:
-        if ctr is not None and cvr is not None:
-            model.init_output_bias(ctr, cvr, x=probe(rows), probe_size=probe_rows, per_head=False)
+        if ctr_target is not None and cvr is not None:
+            # the head predicts pCTCVR, asked for ctr_rate · cvr_rate: its own mix on all rows
+            ctcvr_target = _rate(ctr * cvr * mix.get("ctcvr", 1.0))
+            model.init_output_bias(
+                ctr_target, ctcvr_target / ctr_target, x=probe(rows), probe_size=probe_rows, per_head=False
+            )
         return
-    if ctr is not None:
-        model.init_output_bias(ctr, None, x=probe(rows), probe_size=probe_rows, per_head=False)
+    if ctr_target is not None:
+        model.init_output_bias(ctr_target, None, x=probe(rows), probe_size=probe_rows, per_head=False)
     clicked = rows[click[rows] > 0.5]
     if not clicked.size:
         clicked = np.flatnonzero(click > 0.5)
-    if cvr is not None and clicked.size:
-        model.init_output_bias(None, cvr, x=probe(clicked), probe_size=probe_rows, per_head=False)
+        cvr_target = cvr  # in sample: the mix of every clicked row is the target's own
+    if cvr_target is not None and clicked.size:
+        model.init_output_bias(None, cvr_target, x=probe(clicked), probe_size=probe_rows, per_head=False)
+
+
+def _rate(p: float, eps: float = 1e-4) -> float:
+    return float(np.clip(p, eps, 1 - eps))
 
 
 def base_rates(click, conversion, eps: float = 1e-4) -> tuple[float | None, float | None]:

@@ -331,6 +331,14 @@ class TrainConfig(_Strict):
         "head that has memorised its few positives reads calibrated on its own rows and under-"
         "predicts new ones. 0: re-centre on the training rows.",
     )
+    recenter_parent_control: bool = Field(
+        True,
+        description="Warm update: correct the held-out rows' mix with the parent, which has fit "
+        "none of the new rows. Each task's target rate is scaled by the parent's mean prediction "
+        "on the held-out rows over its mean on every new row, so a holdout that happens to hold "
+        "high-rate users is asked for a high mean (a day's 5% holds ~120 clicks: alone, their mix "
+        "moves the CVR shift by ~11%).",
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -124,3 +124,7 @@ def test_truth_figures_score_each_task_on_its_population():
     assert f["ctcvr_eauc"] == expected_auc(pc * pv, s_ctr * s_cvr)
     assert f["ctcvr_elogloss"] == expected_log_loss(pc * pv, s_ctr * s_cvr)
     assert f["cvr_elogloss"] == expected_log_loss(pv, s_cvr, weight=pc)
+    # calibration in the large: scaling a task's predictions scales its ratio
+    g = truth_figures(pc, pv, 1.2 * pc, 0.8 * pv, 0.96 * pc * pv)
+    assert (g["ctr_ratio"], g["cvr_ratio"], g["ctcvr_ratio"]) == pytest.approx((1.2, 0.8, 0.96))
+    assert f["cvr_ratio"] == pytest.approx(np.sum(pc * s_cvr) / np.sum(pc * pv))  # on clicked rows
