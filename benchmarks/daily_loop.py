@@ -455,6 +455,17 @@ def judge(rows: list[dict], scenario_day, tol_auc: float, tol_ll: float) -> dict
                 else last["production_truth"]["ctcvr_eauc"]
             ),
         }
+    # calibration in the large against the truth of what was served on the clean days: the
+    # monitor's alerts read the same ratio against the sampled labels
+    served = [r["production_truth"] for r in rows if not r["scenario"] and "production_truth" in r]
+    calibration = {
+        task: {
+            "min": min(t[f"{task}_ratio"] for t in served),
+            "max": max(t[f"{task}_ratio"] for t in served),
+        }
+        for task in ("ctr", "cvr", "ctcvr")
+        if served and all(f"{task}_ratio" in t for t in served)
+    }
     return {
         "blessed_worse": blessed_worse,
         "blessed_worse_ok": not blessed_worse,
@@ -465,6 +476,7 @@ def judge(rows: list[dict], scenario_day, tol_auc: float, tol_ll: float) -> dict
         "scenario_day_rejected_or_alerted": scenario_caught,
         "alerts_before_scenario": clean_alerts,
         "warnings_before_scenario": clean_warnings,
+        "served_calibration_vs_truth": calibration,
         "training_cost": cost,
         "final_ctcvr_eauc": final,
         "final_above_frozen": _gt(final.get("production"), final.get("frozen")),
@@ -492,8 +504,9 @@ def _f(x, d: int = 4) -> str:
 
 def markdown(rows: list[dict], targets: dict) -> str:
     lines = [
-        "| day | train | verdict | monitor | prod eAUC | cand eAUC | frozen eAUC | full eAUC | prod obs AUC | cand obs AUC |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| day | train | verdict | monitor | prod eAUC | cand eAUC | frozen eAUC | full eAUC | prod obs AUC "
+        "| cand obs AUC | prod CVR ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
 
@@ -510,10 +523,14 @@ def markdown(rows: list[dict], targets: dict) -> str:
             f"| {r['date']}{' *' if r['scenario'] else ''} | {r['train']} ({r['train_days']} d) | {verdict} | "
             f"{r['alert']} | {_f(g('production_truth'))} | {_f(g('candidate_truth'))} | {_f(g('frozen_truth'))} | "
             f"{_f(g('full_retrain_truth'))} | {_f((obs['production'] or {}).get('ctcvr_auc'))} | "
-            f"{_f((obs['candidate'] or {}).get('ctcvr_auc'))} |"
+            f"{_f((obs['candidate'] or {}).get('ctcvr_auc'))} | "
+            f"{_f((r.get('production_truth') or {}).get('cvr_ratio'), 3)} |"
         )
     lines.append("")
-    lines.append("CTCVR expected AUC against the truth (eAUC) and observed AUC; * scenario in force.")
+    lines.append(
+        "CTCVR expected AUC against the truth (eAUC) and observed AUC; production's CVR calibration "
+        "against the truth (Σ pCVR / Σ true p on clicks); * scenario in force."
+    )
     lines.append("")
     lines.append("```")
     lines.append(json.dumps(targets, indent=2, default=str))

@@ -88,6 +88,33 @@ def test_judge_counts_worse_blessings_wrong_rejections_and_the_scenario():
     assert t["deployed_after_above_frozen"] is True and t["deployed_after_within_0_01_of_full_retrain"]
 
 
+def test_judge_reads_the_served_calibration_against_the_truth_on_clean_days_only():
+    def cal(cvr: float) -> dict:
+        return {**truth(0.7), "ctr_ratio": 1.0, "cvr_ratio": cvr, "ctcvr_ratio": cvr}
+
+    rows = [
+        row("2026-11-05", True, cand=cal(1.0), prod=cal(0.93)),
+        row("2026-11-06", True, cand=cal(1.0), prod=cal(1.08)),
+        row("2026-11-07", True, cand=cal(1.0), prod=cal(1.6), scenario=True),  # the scenario's own
+    ]
+    t = daily_loop.judge(rows, dt.date(2026, 11, 7), 0.005, 0.01)
+    assert t["served_calibration_vs_truth"]["cvr"] == {"min": 0.93, "max": 1.08}
+    assert t["served_calibration_vs_truth"]["ctr"] == {"min": 1.0, "max": 1.0}
+    assert "| 1.080 |" in daily_loop.markdown(
+        [
+            {
+                **r,
+                "observed": {"production": None, "candidate": None},
+                "train": "warm",
+                "train_days": 7,
+                "validation": True,
+            }
+            for r in rows
+        ],
+        t,
+    )
+
+
 def test_the_command_is_registered():
     out = subprocess.run(
         [sys.executable, "-m", "taml.cli", "bench", "daily", "--help"], capture_output=True, text=True
