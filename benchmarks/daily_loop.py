@@ -473,6 +473,12 @@ def judge(rows: list[dict], scenario_day, tol_auc: float, tol_ll: float) -> dict
         "rejected_no_worse": rejected_no_worse,
         "rejected_no_worse_share": len(rejected_no_worse) / len(no_worse) if no_worse else None,
         "rejected_no_worse_ok": (len(rejected_no_worse) <= 0.1 * len(no_worse)) if no_worse else None,
+        # the same over the clean days: on a scenario day the gate's labels are the broken ones,
+        # and rejecting there is what the scenario target asks for
+        "rejected_no_worse_clean_share": _share(
+            [r for r in no_worse if not r["scenario"] and not r["blessed"]],
+            [r for r in no_worse if not r["scenario"]],
+        ),
         "scenario_day_rejected_or_alerted": scenario_caught,
         "alerts_before_scenario": clean_alerts,
         "warnings_before_scenario": clean_warnings,
@@ -492,6 +498,10 @@ def judge(rows: list[dict], scenario_day, tol_auc: float, tol_ll: float) -> dict
             else bool(final["deployed_after"] >= final["full_retrain"] - 0.01)
         ),
     }
+
+
+def _share(part: list, whole: list) -> float | None:
+    return len(part) / len(whole) if whole else None
 
 
 def _gt(a, b):

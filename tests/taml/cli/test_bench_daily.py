@@ -64,6 +64,7 @@ def test_judge_counts_worse_blessings_wrong_rejections_and_the_scenario():
     assert t["blessed_worse"] == ["2026-11-06", "2026-11-08"] and not t["blessed_worse_ok"]
     assert t["no_worse_candidates"] == 3 and t["rejected_no_worse"] == ["2026-11-07", "2026-11-09"]
     assert t["rejected_no_worse_ok"] is False
+    assert t["rejected_no_worse_clean_share"] == 0.5  # 11-09 is the scenario's: 11-07 of 11-05, 11-07
     assert t["scenario_day_rejected_or_alerted"] is True and t["alerts_before_scenario"] == []
     assert t["warnings_before_scenario"] == ["2026-11-07"]
     assert t["training_cost"] == {
