@@ -82,6 +82,10 @@ def fit(
     x = encode(table, spec, vocab)
     click, conversion = encode_labels(table, spec)
     days = None if row_days is None else np.asarray(row_days, dtype=str)
+    # the re-centring's target: the whole window's rates, before a warm update's replay sample
+    # drops two thirds of the older days' clicks (bench daily's 7-day windows: ~500 conversions
+    # -> ~1,200, a relative error of ~4.5% -> ~2.9%)
+    window_rates = base_rates(click, conversion)
     if loaded is not None and train_config.warm_replay_share < 1 and days is not None:
         keep = replay_rows(
             days, loaded.metadata.trained_through, train_config.warm_replay_share, train_config.seed
@@ -117,6 +121,7 @@ def fit(
             train_config.seed,
             probe_rows_of=held,
             mix=mix,
+            rates=window_rates,
         )
     trained = len(click_fit)
     return FitResult(model, model_config, spec, vocab, result, loaded.version if loaded else None, trained)
@@ -212,6 +217,7 @@ def recenter_output_bias(
     seed: int,
     probe_rows_of: np.ndarray | None = None,
     mix: dict[str, float] | None = None,
+    rates: tuple[float | None, float | None] | None = None,
 ) -> None:
     """Shift each task's fused logit so the trained model is calibrated in the large.
 
@@ -221,10 +227,11 @@ def recenter_output_bias(
     the mean prediction is taken on ``probe_rows_of`` (rows held out of training, so it is the
     mean the model will predict on rows it has not fit) or, when None, on every row. CVR is probed
     on clicked rows, in sample when the held-out rows hold no click. ``mix`` (``parent_mix``)
-    scales each task's target to the held-out rows' mix.
+    scales each task's target to the held-out rows' mix; ``rates`` (CTR, CVR) replaces the target
+    rates of these rows (a warm update passes its whole window's).
     """
     click = np.asarray(click, dtype=np.float64)
-    ctr, cvr = base_rates(click, conversion)
+    ctr, cvr = base_rates(click, conversion) if rates is None else rates
     mix = mix or {}
     ctr_target = None if ctr is None else _rate(ctr * mix.get("ctr", 1.0))
     cvr_target = None if cvr is None else _rate(cvr * mix.get("cvr", 1.0))

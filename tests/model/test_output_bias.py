@@ -15,7 +15,15 @@ from planted_data import make_synthetic
 from model.artifacts import VersionMetadata, load_model_version, save_model_version
 from model.base import MultiTaskModel
 from model.encode import encode, encode_labels
-from model.fitting import base_rates, fit, holdout_rows, new_rows, parent_mix, recenter_output_bias
+from model.fitting import (
+    base_rates,
+    fit,
+    holdout_rows,
+    new_rows,
+    parent_mix,
+    recenter_output_bias,
+    replay_rows,
+)
 from model.metrics import auc, calibration_ratio
 from model.registry import MODELS, build_model
 from model.scoring import predict_encoded
@@ -307,3 +315,27 @@ def test_a_warm_updates_cvr_level_varies_less_with_the_parents_mix(update_world)
     alone, mixed = log_ratios(False), log_ratios(True)
     assert mixed.std(ddof=1) < 0.7 * alone.std(ddof=1), (alone, mixed)
     assert abs(mixed.mean()) < 0.1
+
+
+def test_a_warm_update_recentres_on_its_whole_windows_rates_not_the_replayed_sample(tmp_path, low_rate_world):
+    """The replay keeps a third of the older day's rows; the target is still the window's rate."""
+    train, _, spec = low_rate_world
+    train = train.copy()
+    n = len(train)
+    days = np.array(["2026-01-01"] * (n // 2) + ["2026-01-02"] * (n - n // 2))
+    old = np.flatnonzero(days == "2026-01-01")
+    extra = old[np.random.default_rng(0).random(old.size) < 0.1]  # the older day clicked more
+    train.loc[extra, "click"] = 1
+    cfg = TrainConfig(batch_size=500, epochs=1, progress=False, seed=3, recenter_holdout_share=0.0)
+    parent = fit(train, spec, ModelConfig(architecture="esmm"), cfg)
+    meta = VersionMetadata(version="v1", trained_through=dt.date(2026, 1, 1))
+    loaded = load_model_version(save_model_version(tmp_path / "v1", parent.model, spec, parent.vocab, meta))
+    warm = cfg.model_copy(update={"warm_replay_share": 0.3})
+    child = fit(train, spec, ModelConfig(architecture="esmm"), warm, parent=loaded, row_days=list(days))
+    kept = replay_rows(days, meta.trained_through, 0.3, warm.seed)
+    click, conv = encode_labels(train, spec)
+    window_ctr, _ = base_rates(click, conv)
+    kept_ctr, _ = base_rates(click[kept], conv[kept])
+    assert kept_ctr < 0.95 * window_ctr  # the sample is not the window
+    p = predict_encoded(child.model, encode(train.iloc[kept], spec, child.vocab))
+    assert p["p_ctr"].mean() == pytest.approx(window_ctr, rel=2e-3)
