@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from model.fitting import holdout_rows
 
@@ -14,6 +15,10 @@ SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "daily_loop.py"
 spec = importlib.util.spec_from_file_location("daily_loop", SCRIPT)
 daily_loop = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(daily_loop)
+GAP = SCRIPT.with_name("calibration_gap.py")
+gap_spec = importlib.util.spec_from_file_location("calibration_gap", GAP)
+calibration_gap = importlib.util.module_from_spec(gap_spec)
+gap_spec.loader.exec_module(calibration_gap)
 
 
 def truth(auc: float, ll: float = 0.01) -> dict:
@@ -166,6 +171,28 @@ def test_days_are_scored_against_the_truth_for_every_model(tmp_path):
     daily_loop.plot(rows, days[3], str(png))
     assert png.stat().st_size > 10_000
     assert "| 2026-11-04 * |" in daily_loop.markdown(rows, targets)
+
+    # the calibration gap of each published version: the same ratio the bench scored, split by
+    # whether the row's id has its own embedding row
+    import tempfile
+
+    from model import load_model_version
+    from taml.core import registry
+
+    day = next(r for r in rows[1:] if r["blessed"])
+    with tempfile.TemporaryDirectory() as tmp:
+        local = registry.download_version(
+            artifacts, cfg.pipeline.model_name, day["candidate"], Path(tmp) / "v"
+        )
+        gap = calibration_gap.version_rows(
+            data, load_model_version(local), 2, id_column="f0", history_column=None
+        )
+    first = gap[1]  # the candidate's evaluation day, one after its last training day
+    assert first["day"] == day["date"] and first["days_after_training"] == 1
+    assert first["all"]["cvr"] == pytest.approx(day["candidate_truth"]["cvr_ratio"], rel=1e-6)
+    parts = first["item_in_vocabulary"]["share"] + first["item_out_of_vocabulary"]["share"]
+    assert parts == pytest.approx(1.0) and "item_without_history" not in first
+    assert "| 1 |" in calibration_gap.markdown(gap)
 
 
 def test_score_only_follows_the_days_a_run_has_finished(tmp_path):
