@@ -253,6 +253,20 @@ def calibration_interval(y_true, y_prob, confidence: float) -> Interval:
     return Interval(value, expected / lam_high, high, confidence, "poisson")
 
 
+def widened(iv: Interval, factor: float) -> Interval:
+    """``iv`` with its distances to the estimate on the log scale multiplied by ``factor``.
+
+    For a ratio whose log-scale noise is ``factor`` times what its interval assumed (an
+    overdispersed count); a factor ≤ 1, or an estimate that is not a positive number, leaves it.
+    """
+    v = iv.value
+    if factor <= 1 or not (math.isfinite(v) and v > 0):
+        return iv
+    low = v * (iv.low / v) ** factor if iv.low > 0 else iv.low
+    high = v * (iv.high / v) ** factor if math.isfinite(iv.high) else iv.high
+    return Interval(v, low, high, iv.confidence, f"{iv.method}, widened x{factor:.2f}")
+
+
 def calibration_shift(y_cur, p_cur, y_ref, p_ref, confidence: float) -> Interval:
     """ratio(current) / ratio(reference) of two independent sets of rows (ratio = mean pred / rate).
 

@@ -97,9 +97,12 @@ def task_auc(df: pd.DataFrame, task: str) -> float:
     return auc(*task_arrays(df, task))
 
 
-def task_calibration_interval(df: pd.DataFrame, task: str, confidence: float) -> I.Interval:
-    """The calibration ratio with its one-sided Poisson bounds (observed positives are a count)."""
-    return I.calibration_interval(*task_arrays(df, task), confidence)
+def task_calibration_interval(
+    df: pd.DataFrame, task: str, confidence: float, overdispersion: float = 1.0
+) -> I.Interval:
+    """The calibration ratio with its one-sided Poisson bounds (observed positives are a count),
+    widened by ``overdispersion`` (``day_overdispersion``)."""
+    return I.widened(I.calibration_interval(*task_arrays(df, task), confidence), overdispersion)
 
 
 def task_auc_interval(df: pd.DataFrame, task: str, confidence: float) -> I.Interval:
@@ -129,10 +132,43 @@ def auc_drop_interval(
 
 
 def calibration_shift_interval(
-    reference: pd.DataFrame, current: pd.DataFrame, task: str, confidence: float
+    reference: pd.DataFrame, current: pd.DataFrame, task: str, confidence: float, overdispersion: float = 1.0
 ) -> I.Interval:
     """Day D's calibration ratio / the reference window's: a break shows against the model's own past."""
-    return I.calibration_shift(*task_arrays(current, task), *task_arrays(reference, task), confidence)
+    iv = I.calibration_shift(*task_arrays(current, task), *task_arrays(reference, task), confidence)
+    return I.widened(iv, overdispersion)
+
+
+#: Laney's moving-range constant: E|z_i - z_(i-1)| = 1.128 sigma for independent normal z
+_MOVING_RANGE_D2: Final = 1.128
+#: reference days with positives that an overdispersion estimate needs (two moving ranges)
+MIN_OVERDISPERSION_DAYS: Final = 3
+
+
+def day_overdispersion(reference: pd.DataFrame, task: str) -> float:
+    """Laney's sigma_z of the reference days' calibration ratios as served, floored at 1.
+
+    Each day d gives r_d = Σ served prediction / Σ positives and z_d = (ln r_d - mean ln r) · √k_d
+    (ln r_d has Poisson variance ≈ 1 / k_d). Were the days' levels only label noise, the z would
+    have unit spread; their moving range estimates the spread they have (Laney's p′ chart, robust
+    to a slow drift of the level). 1 when fewer than ``MIN_OVERDISPERSION_DAYS`` days have
+    positives or the window has no day column.
+    """
+    if "event_timestamp" not in reference.columns or not len(reference):
+        return 1.0
+    served = as_served(reference)
+    days = pd.to_datetime(served["event_timestamp"], utc=True).dt.date.to_numpy()
+    logs, weights = [], []
+    for day in sorted(set(days)):
+        y, p = task_arrays(served[days == day], task)
+        k, total = float(y.sum()), float(p.sum())
+        if k > 0 and total > 0:
+            logs.append(math.log(total / k))
+            weights.append(math.sqrt(k))
+    if len(logs) < MIN_OVERDISPERSION_DAYS:
+        return 1.0
+    z = (np.asarray(logs) - np.mean(logs)) * np.asarray(weights)
+    return max(1.0, float(np.abs(np.diff(z)).mean() / _MOVING_RANGE_D2))
 
 
 def cvr_ctr_spearman(df: pd.DataFrame) -> float:

@@ -204,18 +204,19 @@ class CalibrationBound(TaskMetric):
 
     side: str
     confidence: float = 0.95
+    #: the reference days' overdispersion the interval is widened by (C.day_overdispersion)
+    overdispersion: float = 1.0
 
 
 class CalibrationBoundCalculation(_TaskCalculation[CalibrationBound]):
     title: ClassVar[str] = "Calibration ratio (mean prediction / observed rate)"
 
     def value(self, df: pd.DataFrame) -> float:
-        return evidence(
-            self.metric, C.task_calibration_interval(df, self.metric.task, self.metric.confidence)
-        )
+        m = self.metric
+        return evidence(m, C.task_calibration_interval(df, m.task, m.confidence, m.overdispersion))
 
     def display_name(self) -> str:
-        return f"{super().display_name()}, {_side(self.metric)}"
+        return f"{super().display_name()}, {_side(self.metric)}{_widened(self.metric)}"
 
 
 class CalibrationShift(TaskMetric):
@@ -223,6 +224,7 @@ class CalibrationShift(TaskMetric):
 
     side: str
     confidence: float = 0.95
+    overdispersion: float = 1.0
 
 
 class CalibrationShiftCalculation(SingleValueCalculation[CalibrationShift]):
@@ -234,6 +236,7 @@ class CalibrationShiftCalculation(SingleValueCalculation[CalibrationShift]):
             current_data.as_dataframe(),
             self.metric.task,
             self.metric.confidence,
+            self.metric.overdispersion,
         )
         result = self.result(evidence(self.metric, iv))
         result.widget = [
@@ -250,7 +253,7 @@ class CalibrationShiftCalculation(SingleValueCalculation[CalibrationShift]):
 
     def display_name(self) -> str:
         task = TASK_TITLES.get(self.metric.task, self.metric.task)
-        return f"Calibration ratio shift (day D / reference window): {task}, {_side(self.metric)}"
+        return f"Calibration ratio shift (day D / reference window): {task}, {_side(self.metric)}{_widened(self.metric)}"
 
 
 class TaskAucBound(TaskMetric):
@@ -267,6 +270,11 @@ class TaskAucBoundCalculation(_TaskCalculation[TaskAucBound]):
 
     def display_name(self) -> str:
         return f"{super().display_name()}, {_side(self.metric)}"
+
+
+def _widened(metric) -> str:
+    f = getattr(metric, "overdispersion", 1.0)
+    return f" (interval widened x{f:.2f} for the reference days' overdispersion)" if f > 1 else ""
 
 
 def _side(metric: BoundedMetric) -> str:

@@ -78,8 +78,13 @@ def build_metrics(
     external: list[ExternalFigure],
     notes: list[str],
     unseen_columns: frozenset[str] = frozenset(),
+    overdispersion: dict[str, float] | None = None,
 ) -> dict[str, Metric]:
-    """Every metric of the report, keyed by its headline name (dict order = report order)."""
+    """Every metric of the report, keyed by its headline name (dict order = report order).
+
+    ``overdispersion`` (per task, ``C.day_overdispersion``) widens the calibration checks' intervals.
+    """
+    overdispersion = overdispersion or {}
     metrics: dict[str, Metric] = {"notes": M.RunNotes(notes=notes)}
     for fig in external:
         metrics[fig.key] = M.ExternalValue(
@@ -93,24 +98,24 @@ def build_metrics(
         enough = task_positives.get(task, 0) >= cfg.min_positives.get(task, 0)
         # The estimates are shown; the checks read their one-sided bounds (docs/MONITORING.md).
         metrics[f"{task}_calibration"] = M.CalibrationRatio(task=task)
-        limits = cfg.calibration
+        limits, od = cfg.calibration, overdispersion.get(task, 1.0)
         metrics[f"{task}_calibration_over"] = M.CalibrationBound(
             task=task, side="over", confidence=cfg.confidence, critical=enough,
-            warn_max=limits.warn_max, alert_max=limits.alert_max,
+            warn_max=limits.warn_max, alert_max=limits.alert_max, overdispersion=od,
         )  # fmt: skip
         metrics[f"{task}_calibration_under"] = M.CalibrationBound(
             task=task, side="under", confidence=cfg.confidence, critical=enough,
-            warn_min=limits.warn_min, alert_min=limits.alert_min,
+            warn_min=limits.warn_min, alert_min=limits.alert_min, overdispersion=od,
         )  # fmt: skip
         if has_reference:
             shift = cfg.calibration_shift
             metrics[f"{task}_calibration_shift_over"] = M.CalibrationShift(
                 task=task, side="over", confidence=cfg.confidence, critical=enough,
-                warn_max=shift.warn_max, alert_max=shift.alert_max,
+                warn_max=shift.warn_max, alert_max=shift.alert_max, overdispersion=od,
             )  # fmt: skip
             metrics[f"{task}_calibration_shift_under"] = M.CalibrationShift(
                 task=task, side="under", confidence=cfg.confidence, critical=enough,
-                warn_min=shift.warn_min, alert_min=shift.alert_min,
+                warn_min=shift.warn_min, alert_min=shift.alert_min, overdispersion=od,
             )  # fmt: skip
         metrics[f"{task}_ece"] = M.ExpectedCalibrationError(task=task, bins=cfg.reliability_bins)
         metrics[f"{task}_ece_check"] = M.RelativeEceBound(
@@ -178,7 +183,17 @@ def run_report(
     task_positives = {t: C.positives(current, t) for t in C.TASKS}
     frames = [current] if reference is None else [current, reference]
     unseen = frozenset(c for c in cfg.unseen_share if all(c in f.columns for f in frames))
-    metrics = build_metrics(cfg, features, reference is not None, task_positives, external, notes, unseen)
+    overdispersion = {}
+    if reference is not None and cfg.calibration_overdispersion:
+        overdispersion = {t: C.day_overdispersion(reference, t) for t in C.TASKS}
+        notes = [
+            *notes,
+            "calibration intervals widened by the reference days' overdispersion (Laney sigma_z, "
+            "at least 1): " + ", ".join(f"{t} x{f:.2f}" for t, f in overdispersion.items()),
+        ]
+    metrics = build_metrics(
+        cfg, features, reference is not None, task_positives, external, notes, unseen, overdispersion
+    )
     extra = sorted(unseen - set(features.all))
     definition = data_definition(features, extra)
     columns = [*features.all, *extra, *C.LABELS, *C.PREDICTIONS, *C.SERVED.values()]

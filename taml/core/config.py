@@ -666,6 +666,14 @@ class MonitorConfig(Section):
         description="Day D's calibration ratio / the reference window's, per task (a break against "
         "the model's own past); tested on its Poisson interval.",
     )
+    calibration_overdispersion: bool = Field(
+        True,
+        description="Widen both calibration checks' intervals (on the log scale) by the reference "
+        "days' overdispersion: Laney's sigma_z of their served calibration ratios, floored at 1. A "
+        "model's level moves from day to day by more than one day's label noise (the day's new "
+        "items, the window's own noise); with the Poisson interval alone that variation alerts on "
+        "clean days. Needs 3 reference days with positives.",
+    )
     relative_ece: MonitorBounds = Field(
         default_factory=lambda: MonitorBounds(warn_max=0.2, alert_max=0.4),
         description="Expected calibration error / the task's observed rate, per task; tested on "

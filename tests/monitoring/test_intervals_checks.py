@@ -6,6 +6,7 @@ import datetime as dt
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from monitor_fixtures import synthetic_predictions
 
@@ -124,3 +125,73 @@ def test_the_ece_check_is_quiet_on_a_calibrated_day_and_sees_an_over_confident_m
         p.startswith("alert") and "Expected calibration error" in p and "CTR (all" in p for p in r.problems
     ), r.problems
     assert not _problems(r, "Calibration ratio")
+
+
+def test_a_widened_interval_keeps_its_estimate_and_stretches_on_the_log_scale():
+    from model.intervals import widened
+
+    iv = _iv(1.3, 1.1, 1.5)
+    w = widened(iv, 2.0)
+    assert w.value == 1.3
+    assert w.low == pytest.approx(1.3 * (1.1 / 1.3) ** 2) and w.high == pytest.approx(1.3 * (1.5 / 1.3) ** 2)
+    assert widened(iv, 1.0) == iv and widened(iv, 0.5) == iv  # never narrower
+    assert widened(_iv(1.3, 0.0, math.inf), 2.0).high == math.inf
+
+
+def _history(levels: list[float], n: int = 6000, seed: int = 0):
+    """One calibrated synthetic day per level, its predictions scaled by the level (served as such)."""
+    days = {}
+    for k, level in enumerate(levels):
+        day = DAY - dt.timedelta(days=len(levels) - k)
+        df = synthetic_predictions(n, seed=seed + k)
+        df["p_cvr"] = np.clip(df["p_cvr"] * level, 0, 1)
+        df["p_ctcvr"] = df["p_ctr"] * df["p_cvr"]
+        df["event_timestamp"] = pd.Timestamp(day, tz="UTC") + pd.to_timedelta(np.arange(n), unit="s")
+        days[day] = df
+    return days
+
+
+def test_overdispersion_reads_the_reference_days_level_wobble_beyond_label_noise():
+    # Seven days give six moving ranges: one estimate is noisy, so judge the median of five windows.
+    def median_factor(sd: float) -> float:
+        factors = []
+        for k in range(5):
+            levels = np.exp(np.random.default_rng(k).normal(0, sd, 7))
+            frame = pd.concat(_history(list(levels), seed=10 * k).values(), ignore_index=True)
+            factors.append(C.day_overdispersion(frame, "cvr"))
+        return float(np.median(factors))
+
+    assert median_factor(0.0) < 1.3  # label noise only (~±10% a day here; floored at 1)
+    assert median_factor(0.2) > 1.6  # a level that moves ±20% a day besides
+    wobble = np.exp(np.random.default_rng(1).normal(0, 0.2, 7))
+    moving = pd.concat(_history(list(wobble)).values(), ignore_index=True)
+    assert C.day_overdispersion(moving.drop(columns="event_timestamp"), "cvr") == 1.0  # no days: no estimate
+    two_days = moving[moving["event_timestamp"].dt.date >= DAY - dt.timedelta(days=2)]
+    assert C.day_overdispersion(two_days, "cvr") == 1.0  # too few days to estimate it from
+
+
+def test_a_level_within_the_reference_days_own_wobble_is_quiet_and_a_break_still_alerts(tmp_path):
+    """Reference days whose CVR level moves ±20% from day to day; day D 1.3 high reads as one more
+    such day (the Poisson interval alone alerts on it), lost postbacks still alert."""
+    from monitor_fixtures import write_predictions
+
+    wobble = np.exp(np.random.default_rng(1).normal(0, 0.2, 7))
+    for day, df in _history(list(wobble)).items():
+        write_predictions(str(tmp_path), day, df)
+    cfg = _config()
+    cfg.monitor.reference_days = 7
+    today = _history([1.3], n=12000, seed=50)[DAY - dt.timedelta(days=1)]  # ~185 conversions
+    today["event_timestamp"] = today["event_timestamp"] + pd.Timedelta(days=1)
+
+    def calibration_alerts(df, overdispersion: bool) -> list[str]:
+        cfg.monitor.calibration_overdispersion = overdispersion
+        r = run_monitor(cfg, DAY, "unused", str(tmp_path), predictions=df, write_history=False)
+        return [p for p in r.problems if p.startswith("alert") and "CVR (clicked" in p and "Calibration" in p]
+
+    assert C.task_calibration(today, "cvr") > 1.25
+    assert calibration_alerts(today, overdispersion=False)  # the Poisson interval alone
+    assert not calibration_alerts(today, overdispersion=True)
+    lost = today.copy()
+    keep = np.random.default_rng(2).random(len(lost)) < 0.55  # 45% of the postbacks lost
+    lost["conversion"] = lost["conversion"] * keep
+    assert calibration_alerts(lost, overdispersion=True)
