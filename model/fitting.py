@@ -197,8 +197,8 @@ def parent_mix(
     def ratio(of: np.ndarray, over: np.ndarray, column: str) -> float:
         if not (of.size and over.size):
             return 1.0
-        low, high = mean(of, column), mean(over, column)
-        return low / high if high > 0 and low > 0 else 1.0
+        part, whole = mean(of, column), mean(over, column)
+        return part / whole if part > 0 and whole > 0 else 1.0
 
     held_clicked, new_clicked = held[click[held] > 0.5], new[click[new] > 0.5]
     return {
