@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import sys
 import tempfile
@@ -55,6 +56,20 @@ def ratios(pc: np.ndarray, pv: np.ndarray, pred: pd.DataFrame, rows: np.ndarray)
     }
 
 
+@functools.lru_cache(maxsize=32)
+def labelled_day(data: str, day: dt.date) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(table, true p_click, true p_conv) of one day, read once for every version that needs it.
+
+    Raises TamlError when the table is missing and FileNotFoundError when its truth file is.
+    """
+    table = read_table(data, [day])
+    truth_dir = layout.truth_dir(data, day)
+    if not Path(truth_dir).exists():
+        raise FileNotFoundError(f"no truth files for {day} at {truth_dir} (simulate with truth on)")
+    pc, pv = align_truth(table, pd.read_parquet(truth_dir))
+    return table, pc, pv
+
+
 def version_rows(
     data: str, model, after: int, id_column: str = ID_COLUMN, history_column: str | None = HISTORY_COLUMN
 ) -> list[dict]:
@@ -62,11 +77,10 @@ def version_rows(
     meta = model.metadata
     through = meta.trained_through
     window = meta.training_window.days or ([through] if through else [])
-    frames = [(d, read_table(data, [d])) for d in window]
-    observed = sum(int((f["click"] * f["conversion"]).sum()) for _, f in frames)
-    true_conv = 0.0
-    for d, f in frames:
-        _, pv = align_truth(f, pd.read_parquet(layout.truth_dir(data, d)))
+    observed, true_conv = 0, 0.0
+    for d in window:
+        f, _, pv = labelled_day(data, d)
+        observed += int((f["click"] * f["conversion"]).sum())
         true_conv += float((f["click"].to_numpy(np.float64) * pv).sum())
     target = {"window_observed_cvr_over_truth": observed / true_conv if true_conv else float("nan")}
     known = set(model.vocab.fields[id_column].values)
@@ -74,11 +88,9 @@ def version_rows(
     for k in range(0, after + 1):
         day = through + dt.timedelta(days=k)
         try:
-            table = read_table(data, [day])
-            truth = pd.read_parquet(layout.truth_dir(data, day))
-        except (TamlError, FileNotFoundError, OSError):
+            table, pc, pv = labelled_day(data, day)
+        except (TamlError, FileNotFoundError):
             break  # past the end of the history
-        pc, pv = align_truth(table, truth)
         pred = score(model, table)
         in_vocab = table[id_column].isin(known).to_numpy()
         row = {
@@ -135,14 +147,19 @@ def main(argv: list[str] | None = None) -> int:
         data, artifacts = str(work / "data"), str(work / "artifacts")
         name = config.pipeline.model_name
         rows: list[dict] = []
+        versions = registry.list_versions(artifacts, name)
+        if not versions:
+            raise FileNotFoundError(
+                f"no {name!r} model versions under {artifacts} (a finished bench daily run?)"
+            )
         with tempfile.TemporaryDirectory(prefix="taml-calibration-gap-") as tmp:
-            for version in registry.list_versions(artifacts, name):
+            for version in versions:
                 local = registry.download_version(artifacts, name, version, Path(tmp) / version)
                 model = load_model_version(local)
                 for row in version_rows(data, model, args.after, args.id_column, args.history_column):
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-    except (TamlError, ModelError, ConfigError) as e:
+    except (TamlError, ModelError, ConfigError, FileNotFoundError) as e:
         print(f"calibration_gap: error: {e}", file=sys.stderr)
         return 2
     print(markdown(rows))

@@ -273,6 +273,6 @@ def base_rates(click, conversion, eps: float = 1e-4) -> tuple[float | None, floa
     click = np.asarray(click, dtype=np.float64)
     conversion = np.asarray(conversion, dtype=np.float64)
     clicks = float(click.sum())
-    ctr = float(np.clip(clicks / click.size, eps, 1 - eps)) if click.size else None
-    cvr = float(np.clip((conversion * click).sum() / clicks, eps, 1 - eps)) if clicks > 0 else None
+    ctr = _rate(clicks / click.size, eps) if click.size else None
+    cvr = _rate((conversion * click).sum() / clicks, eps) if clicks > 0 else None
     return ctr, cvr

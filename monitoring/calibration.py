@@ -145,30 +145,35 @@ _MOVING_RANGE_D2: Final = 1.128
 MIN_OVERDISPERSION_DAYS: Final = 3
 
 
-def day_overdispersion(reference: pd.DataFrame, task: str) -> float:
-    """Laney's sigma_z of the reference days' calibration ratios as served, floored at 1.
+def day_overdispersion(reference: pd.DataFrame) -> dict[str, float]:
+    """Per task, Laney's sigma_z of the reference days' calibration ratios as served, floored at 1.
 
     Each day d gives r_d = Σ served prediction / Σ positives and z_d = (ln r_d - mean ln r) · √k_d
     (ln r_d has Poisson variance ≈ 1 / k_d). Were the days' levels only label noise, the z would
     have unit spread; their moving range estimates the spread they have (Laney's p′ chart, robust
-    to a slow drift of the level). 1 when fewer than ``MIN_OVERDISPERSION_DAYS`` days have
-    positives or the window has no day column.
+    to a slow drift of the level). 1 for a task with fewer than ``MIN_OVERDISPERSION_DAYS`` days
+    of positives, and for every task when the window has no day column.
     """
     if "event_timestamp" not in reference.columns or not len(reference):
-        return 1.0
+        return dict.fromkeys(TASKS, 1.0)
     served = as_served(reference)
     days = pd.to_datetime(served["event_timestamp"], utc=True).dt.date.to_numpy()
-    logs, weights = [], []
-    for day in sorted(set(days)):
-        y, p = task_arrays(served[days == day], task)
-        k, total = float(y.sum()), float(p.sum())
-        if k > 0 and total > 0:
-            logs.append(math.log(total / k))
-            weights.append(math.sqrt(k))
-    if len(logs) < MIN_OVERDISPERSION_DAYS:
-        return 1.0
-    z = (np.asarray(logs) - np.mean(logs)) * np.asarray(weights)
-    return max(1.0, float(np.abs(np.diff(z)).mean() / _MOVING_RANGE_D2))
+    by_day = [served[days == day] for day in sorted(set(days))]
+    out = {}
+    for task in TASKS:
+        logs, weights = [], []
+        for frame in by_day:
+            y, p = task_arrays(frame, task)
+            k, total = float(y.sum()), float(p.sum())
+            if k > 0 and total > 0:
+                logs.append(math.log(total / k))
+                weights.append(math.sqrt(k))
+        if len(logs) < MIN_OVERDISPERSION_DAYS:
+            out[task] = 1.0
+            continue
+        z = (np.asarray(logs) - np.mean(logs)) * np.asarray(weights)
+        out[task] = max(1.0, float(np.abs(np.diff(z)).mean() / _MOVING_RANGE_D2))
+    return out
 
 
 def cvr_ctr_spearman(df: pd.DataFrame) -> float:

@@ -185,7 +185,7 @@ def run_report(
     unseen = frozenset(c for c in cfg.unseen_share if all(c in f.columns for f in frames))
     overdispersion = {}
     if reference is not None and cfg.calibration_overdispersion:
-        overdispersion = {t: C.day_overdispersion(reference, t) for t in C.TASKS}
+        overdispersion = C.day_overdispersion(reference)
         notes = [
             *notes,
             "calibration intervals widened by the reference days' overdispersion (Laney sigma_z, "

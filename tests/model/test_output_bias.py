@@ -106,13 +106,19 @@ def test_fit_calls_it_on_cold_start_only(tmp_path, monkeypatch):
     assert len(calls) == 1
 
 
+def _days_of_one_world(*rows: int, **kw):
+    """Frames of ``rows[i]`` rows each, drawn with seed i from world 0; and their spec."""
+    drawn = [make_synthetic(n, seed=i, world_seed=0, **kw) for i, n in enumerate(rows)]
+    return [frame for frame, _, _ in drawn], drawn[0][1]
+
+
 # Planted-signal world with production-like rates (CTR ~7%, post-click CVR ~5%), a daily-pipeline
 # sized cold start: 8000 rows, one epoch of batch 200 (40 Adam steps at lr 1e-3).
 @pytest.fixture(scope="module")
 def low_rate_world():
-    kw = dict(n_fields=6, cardinality=30, signal=1.0, base_ctr_logit=-3.2, base_cvr_logit=-3.9)
-    train, spec, _ = make_synthetic(8000, seed=0, **kw)
-    test, _, _ = make_synthetic(20000, seed=1, world_seed=0, **kw)
+    (train, test), spec = _days_of_one_world(
+        8000, 20000, n_fields=6, cardinality=30, signal=1.0, base_ctr_logit=-3.2, base_cvr_logit=-3.9
+    )
     return train, test, spec
 
 
@@ -224,9 +230,9 @@ def test_a_warm_update_holds_out_rows_its_parent_has_not_fit(tmp_path, low_rate_
 def memorising_world():
     # Ids seen ~3 times each: a head trained for several passes memorises the few converting ones,
     # reads calibrated on its own rows and under-predicts new rows of the same world.
-    kw = dict(n_fields=6, cardinality=3000, signal=1.0, base_ctr_logit=-2.5, base_cvr_logit=-2.5)
-    train, spec, _ = make_synthetic(10000, seed=0, **kw)
-    test, _, _ = make_synthetic(40000, seed=1, world_seed=0, **kw)
+    (train, test), spec = _days_of_one_world(
+        10000, 40000, n_fields=6, cardinality=3000, signal=1.0, base_ctr_logit=-2.5, base_cvr_logit=-2.5
+    )
     return train, test, spec
 
 
@@ -256,10 +262,9 @@ def test_out_of_sample_recentring_calibrates_an_over_fit_cvr_head_on_new_rows(me
 @pytest.fixture(scope="module")
 def update_world():
     """Two days and a fresh test day of one world whose CVR is learnable in a pass or two."""
-    kw = dict(n_fields=6, cardinality=400, signal=1.5, base_ctr_logit=-2.5, base_cvr_logit=-2.5)
-    day1, spec, _ = make_synthetic(20000, seed=0, **kw)
-    day2, _, _ = make_synthetic(20000, seed=1, world_seed=0, **kw)
-    test, _, _ = make_synthetic(60000, seed=2, world_seed=0, **kw)
+    (day1, day2, test), spec = _days_of_one_world(
+        20000, 20000, 60000, n_fields=6, cardinality=400, signal=1.5, base_ctr_logit=-2.5, base_cvr_logit=-2.5
+    )
     return day1, day2, test, spec
 
 

@@ -158,16 +158,16 @@ def test_overdispersion_reads_the_reference_days_level_wobble_beyond_label_noise
         for k in range(5):
             levels = np.exp(np.random.default_rng(k).normal(0, sd, 7))
             frame = pd.concat(_history(list(levels), seed=10 * k).values(), ignore_index=True)
-            factors.append(C.day_overdispersion(frame, "cvr"))
+            factors.append(C.day_overdispersion(frame)["cvr"])
         return float(np.median(factors))
 
     assert median_factor(0.0) < 1.3  # label noise only (~±10% a day here; floored at 1)
     assert median_factor(0.2) > 1.6  # a level that moves ±20% a day besides
     wobble = np.exp(np.random.default_rng(1).normal(0, 0.2, 7))
     moving = pd.concat(_history(list(wobble)).values(), ignore_index=True)
-    assert C.day_overdispersion(moving.drop(columns="event_timestamp"), "cvr") == 1.0  # no days: no estimate
+    assert C.day_overdispersion(moving.drop(columns="event_timestamp"))["cvr"] == 1.0  # no days: no estimate
     two_days = moving[moving["event_timestamp"].dt.date >= DAY - dt.timedelta(days=2)]
-    assert C.day_overdispersion(two_days, "cvr") == 1.0  # too few days to estimate it from
+    assert C.day_overdispersion(two_days)["cvr"] == 1.0  # too few days to estimate it from
 
 
 def test_a_level_within_the_reference_days_own_wobble_is_quiet_and_a_break_still_alerts(tmp_path):
