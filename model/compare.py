@@ -46,6 +46,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "taml_no_self_distillation": {"self_distillation": False},
     "taml_no_htakr": {"htakr": False},
     "taml_no_general_experts": {"n_general": 0, "n_task": 2},
+    "taml_cvr_clicked_loss": {"cvr_clicked_weight": 0.3},
 }
 #: The paper's TAML, literally: its sizes (experts of 64, 2 learners per task, towers 64-32-1,
 #: α = β = 0.1; expert counts 2/1/1 as in DESIGN.md) and a gate without bias, g = softmax(W e).
@@ -53,10 +54,12 @@ PAPER_TAML: dict[str, Any] = {
     "n_general": 2, "n_task": 1, "n_learner": 1, "n_learners": 2, "expert_dim": 64, "tower_dims": [64, 32],
     "alpha": 0.1, "beta": 0.1, "self_distillation": True, "htakr": True,
     "gate_bias": False, "gate_temperature": 1.0, "cvr_general_gate_prior": 0.0, "cvr_detach_general": False,
+    "cvr_clicked_weight": 0.0,
 }  # fmt: skip
 #: TamlOptions beyond the paper: the paper-literal row keeps them at their paper values while tuning.
 TAML_LEVERS = (
     "taml.gate_bias", "taml.gate_temperature", "taml.cvr_general_gate_prior", "taml.cvr_detach_general",
+    "taml.cvr_clicked_weight",
 )  # fmt: skip
 #: Extra rows of the baselines trained in the entire space (CTCVR loss instead of clicked-only CVR).
 ENTIRE_SPACE_ROWS: dict[str, str] = {"mmoe_entire_space": "mmoe", "ple_entire_space": "ple"}

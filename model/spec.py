@@ -169,6 +169,14 @@ class TamlOptions(_Strict):
         description="CVR learners read the general experts through a stop-gradient: CVR/CTCVR gradients "
         "do not shape the shared experts (the CTR task owns them).",
     )
+    cvr_clicked_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight γ of an added clicked-space CVR loss, γ·BCE(pCVR, conv | click) (the "
+        "baselines' MLP loss); 0 is the paper's entire-space-only Eq. (9). The entire-space CVR head "
+        "is fitted only through pCTR·pCVR and carries click signal until pCTR is sharp; γ > 0 gives it "
+        "the direct signal, at the price of the sample-selection bias ESMM removes.",
+    )
 
     @model_validator(mode="after")
     def _some_expert(self) -> TamlOptions:
@@ -367,6 +375,7 @@ _MODEL_SPACE: dict[str, dict[str, list[TuneValue]]] = {
         "taml.gate_temperature": [0.5, 1.0, 2.0],
         "taml.cvr_general_gate_prior": [0.0, -1.0, -2.0],
         "taml.cvr_detach_general": [False, True],
+        "taml.cvr_clicked_weight": [0.0, 0.1, 0.3, 1.0],
         "taml.alpha": [0.1, 0.3],
         "taml.beta": [0.1, 0.3],
     },

@@ -28,7 +28,8 @@ tower reads e directly).
 Levers beyond the paper (``TamlOptions``; all off by default, see docs/MODEL.md for what won):
 ``gate_bias=False`` is Eq. (3) literally (no b); ``gate_temperature`` T divides the gate logits;
 ``cvr_general_gate_prior`` adds a fixed offset to the CVR learners' logits of the general experts;
-``cvr_detach_general`` lets the CVR learners read the general experts through a stop-gradient.
+``cvr_detach_general`` lets the CVR learners read the general experts through a stop-gradient;
+``cvr_clicked_weight`` γ adds γ·BCE(pCVR, conv) over clicked impressions to Eq. (9).
 The plain, loop-by-loop version of this forward pass is ``model/taml_reference.py``.
 """
 
@@ -41,7 +42,7 @@ from torch import nn
 
 from model.base import LossParts, MultiTaskModel, Outputs, joint_outputs
 from model.layers import ExpertBank, GroupedMLP, mix, scatter_gates
-from model.losses import bce_log_prob, bce_logits, self_distillation
+from model.losses import bce_log_prob, bce_logits, masked_bce_logits, self_distillation
 from model.spec import ModelConfig
 
 TASKS = ("ctr", "cvr")
@@ -148,12 +149,16 @@ class TAML(MultiTaskModel):
     def loss(
         self, outputs: Outputs, click: torch.Tensor, conversion: torch.Tensor
     ) -> tuple[torch.Tensor, LossParts]:
-        """Eq. (9): L_ctr + L_ctcvr + α·KD_ctr + β·KD_cvr over the entire impression space."""
+        """Eq. (9): L_ctr + L_ctcvr + α·KD_ctr + β·KD_cvr over the entire impression space
+        (+ γ·L_cvr on clicked impressions with ``cvr_clicked_weight`` γ > 0, off in the paper)."""
         parts: LossParts = {
             "ctr": bce_logits(outputs["ctr_logit"], click),
             "ctcvr": bce_log_prob(outputs["log_p_ctcvr"], conversion * click),
         }
         total = parts["ctr"] + parts["ctcvr"]
+        if self.options.cvr_clicked_weight > 0:  # not in the paper: ESMM's head plus the MLP's loss
+            parts["cvr_clicked"] = masked_bce_logits(outputs["cvr_logit"], conversion, click)
+            total = total + self.options.cvr_clicked_weight * parts["cvr_clicked"]
         if self.distills:
             z = outputs["learner_logits"]
             parts["kd_ctr"] = self_distillation(z[0], outputs["p_ctr"])  # Eq. (8)

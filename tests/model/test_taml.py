@@ -102,6 +102,24 @@ def test_loss_parts_and_weights():
     torch.testing.assert_close(parts["ctcvr"].double(), bce, rtol=1e-5, atol=1e-6)
 
 
+def test_clicked_space_cvr_loss_is_the_mlp_loss_on_clicked_rows_only():
+    m = make(cvr_clicked_weight=0.3)
+    x, click, conv = batch()
+    out = m(x)
+    total, parts = m.loss(out, click, conv)
+    base = parts["ctr"] + parts["ctcvr"] + 0.1 * parts["kd_ctr"] + 0.1 * parts["kd_cvr"]
+    torch.testing.assert_close(total, base + 0.3 * parts["cvr_clicked"])
+    p, clicked = out["p_cvr"].double(), click.bool()
+    y = conv[clicked].double()
+    bce = -(y * p[clicked].log() + (1 - y) * (1 - p[clicked]).log()).mean()
+    torch.testing.assert_close(parts["cvr_clicked"].double(), bce, rtol=1e-5, atol=1e-6)
+    # an unclicked row's conversion label (always 0) never reaches the term
+    flipped = conv.clone()
+    flipped[~clicked] = 1.0
+    torch.testing.assert_close(m.loss(out, click, flipped)[1]["cvr_clicked"], parts["cvr_clicked"])
+    assert "cvr_clicked" not in make().loss(out, click, conv)[1]  # the paper's loss by default
+
+
 @pytest.mark.parametrize(
     "opts, parts, has_gates",
     [
