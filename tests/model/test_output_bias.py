@@ -19,6 +19,7 @@ from model.fitting import (
     base_rates,
     fit,
     holdout_rows,
+    holdout_share,
     new_rows,
     parent_mix,
     recenter_output_bias,
@@ -198,7 +199,14 @@ def test_recentring_calibrates_a_trained_model_on_its_rows_and_keeps_each_task_r
 
 def test_holdout_rows_are_seeded_within_their_share_and_left_out_of_training(low_rate_world):
     train, _, spec = low_rate_world
-    cfg = TrainConfig(batch_size=500, epochs=1, progress=False, seed=3, recenter_holdout_share=0.1)
+    cfg = TrainConfig(
+        batch_size=500,
+        epochs=1,
+        progress=False,
+        seed=3,
+        recenter_holdout_share=0.1,
+        recenter_holdout_clicks=0,
+    )
     n = len(train)
     held = holdout_rows(np.arange(n), cfg)
     assert abs(held.size - 0.1 * n) < 4 * math.sqrt(n * 0.1 * 0.9)
@@ -206,6 +214,28 @@ def test_holdout_rows_are_seeded_within_their_share_and_left_out_of_training(low
     assert not np.array_equal(held, holdout_rows(np.arange(n), cfg.model_copy(update={"seed": 4})))
     assert holdout_rows(np.arange(n), cfg.model_copy(update={"recenter_holdout_share": 0.0})) is None
     assert fit(train, spec, ModelConfig(architecture="esmm"), cfg).rows == n - held.size
+
+
+def test_the_holdout_grows_until_it_holds_enough_clicks():
+    """The shift's noise is set by the clicks it is solved on: a day with few clicks lends a
+    larger share, a big window the floor; never more than the cap."""
+    cfg = TrainConfig(
+        recenter_holdout_share=0.05, recenter_holdout_clicks=500, recenter_holdout_max_share=0.25
+    )
+    assert holdout_share(2400, cfg) == pytest.approx(500 / 2400)  # one 30k-impression day
+    assert holdout_share(7200, cfg) == pytest.approx(500 / 7200)  # a cold start on three
+    assert holdout_share(80_000, cfg) == 0.05  # a million impressions: the floor
+    assert holdout_share(300, cfg) == 0.25  # the cap
+    assert holdout_share(0, cfg) == 0.05 and holdout_share(None, cfg) == 0.05
+    assert holdout_share(2400, cfg.model_copy(update={"recenter_holdout_clicks": 0})) == 0.05
+    rng = np.random.default_rng(0)
+    click = (rng.random(30_000) < 0.08).astype(float)
+    held = holdout_rows(np.arange(click.size), cfg, click)
+    assert abs(click[held].sum() - 500) < 4 * math.sqrt(500)
+    assert (
+        holdout_rows(np.arange(click.size), cfg.model_copy(update={"recenter_holdout_share": 0.0}), click)
+        is None
+    )
 
 
 def test_a_warm_update_holds_out_rows_its_parent_has_not_fit(tmp_path, low_rate_world):
@@ -222,8 +252,11 @@ def test_a_warm_update_holds_out_rows_its_parent_has_not_fit(tmp_path, low_rate_
     assert np.array_equal(new_rows(days, None, n), np.arange(n))  # a cold start: every row is new
     whole = cfg.model_copy(update={"warm_replay_share": 1.0})
     child = fit(train, spec, ModelConfig(architecture="esmm"), whole, parent=loaded, row_days=list(days))
-    held = holdout_rows(np.arange(n // 2, n), whole)
+    held = holdout_rows(np.arange(n // 2, n), whole, train["click"].to_numpy())
     assert child.rows == n - held.size and held.min() >= n // 2
+    # the share that gives the new day's clicks 500 held out, not the 10% floor
+    new_clicks = train["click"].to_numpy()[n // 2 :].sum()
+    assert held.size / (n - n // 2) == pytest.approx(min(0.25, max(0.1, 500 / new_clicks)), abs=0.03)
 
 
 @pytest.fixture(scope="module")

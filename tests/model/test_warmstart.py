@@ -117,7 +117,7 @@ def test_the_optimizer_state_travels_with_the_version_and_continues_on_warm_star
     assert float(saved["step"]) == 3
 
     # One new frequent value in f0: the embedding moments are re-laid out, new rows start at zero.
-    day = train_df.iloc[:600].copy()
+    day = train_df.iloc[:1200].copy()  # two steps of 500 after the re-centring holdout
     day.loc[day.index[:100], "f0"] = 999
     vocab = parent.vocab.grow(day, spec)
     grown = grow_optimizer_state(parent.optimizer_state, parent.vocab.sizes, vocab.sizes)

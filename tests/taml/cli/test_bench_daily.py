@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from components.common.tables import read_table
 from model.fitting import holdout_rows
 
 SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "daily_loop.py"
@@ -140,25 +141,27 @@ def test_days_are_scored_against_the_truth_for_every_model(tmp_path):
 
     rows = daily_loop.evaluate_days(cfg, data, artifacts, days, scenario_day=days[3])
 
-    def trained(n: int) -> int:  # rows a fit trains on: its new rows less the re-centring holdout
-        held = holdout_rows(np.arange(n), cfg.train)
-        return n - (0 if held is None else held.size)
+    def trained(new_days: list[dt.date]) -> int:  # a fit's new rows less the re-centring holdout
+        click = np.concatenate([read_table(data, [d])["click"].to_numpy() for d in new_days])
+        held = holdout_rows(np.arange(click.size), cfg.train, click)
+        return click.size - (0 if held is None else held.size)
 
     assert [r["date"] for r in rows] == [d.isoformat() for d in days]
     assert "candidate_truth" not in rows[0] and rows[1]["train"] == "cold"
     assert rows[1]["blessed"], rows[1]["failed_rules"]
     for r in rows[1:]:
         assert 0.5 < r["candidate_truth"]["ctcvr_eauc"] < 1 and r["full_retrain_days"] >= 1
-        assert r["full_retrain_samples"] == trained(3000 * r["full_retrain_days"]) * cfg.train.epochs
+        assert r["full_retrain_samples"] == trained(days[: r["full_retrain_days"]]) * cfg.train.epochs
         assert r["train_samples"] > 0 and r["train_seconds"] > 0
         # a cold start trains epochs over its window; a warm update warm_epochs over its new day
         # (production moves daily here) and a warm_replay_share sample of the older ones
         if r["train"] == "cold":
-            assert r["train_samples"] == trained(3000 * r["train_days"]) * cfg.train.epochs
+            assert r["train_samples"] == trained(days[: r["train_days"]]) * cfg.train.epochs
         else:
             old = 3000 * (r["train_days"] - 1)
             share = cfg.train.warm_replay_share
-            replayed = r["train_samples"] / cfg.train.warm_epochs - trained(3000)
+            day = dt.date.fromisoformat(r["date"])
+            replayed = r["train_samples"] / cfg.train.warm_epochs - trained([day - dt.timedelta(days=1)])
             assert abs(replayed - share * old) < 4 * (share * (1 - share) * old) ** 0.5
     later = rows[2:]
     assert all("production_truth" in r and "frozen_truth" in r for r in later)
