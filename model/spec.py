@@ -279,6 +279,13 @@ class TrainConfig(_Strict):
         description="Passes over the window for a warm update (None: epochs). The parent has already "
         "fit the window's older days, so more passes re-fit each day many times over.",
     )
+    warm_lr: float | None = Field(
+        None,
+        gt=0,
+        description="Adam learning rate of a warm update (None: lr). A warm update continues a "
+        "parent that has fit all but the window's last day; a smaller step lets one day's noise "
+        "move it less.",
+    )
     warm_replay_share: float = Field(
         0.3333,
         gt=0,

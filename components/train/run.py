@@ -46,15 +46,21 @@ class TrainOutcome:
 
 
 def warm_update_config(config: Config) -> Config:
-    """``config`` with ``train.epochs`` set to ``train.warm_epochs`` (when set) for a warm update.
+    """``config`` with ``train.epochs`` and ``train.lr`` set to ``train.warm_epochs`` and
+    ``train.warm_lr`` (where set) for a warm update.
 
     The epochs chosen on validation fit a model from scratch; a warm update starts from a parent
     that has already fit all but the window's last day, and the window slides one day at a time.
     """
-    warm = config.train.warm_epochs
-    if warm is None or warm == config.train.epochs:
+    t = config.train
+    update = {
+        name: value
+        for name, value in (("epochs", t.warm_epochs), ("lr", t.warm_lr))
+        if value is not None and value != getattr(t, name)
+    }
+    if not update:
         return config
-    return config.model_copy(update={"train": config.train.model_copy(update={"epochs": warm})})
+    return config.model_copy(update={"train": t.model_copy(update=update)})
 
 
 def version_id(plan: TrainingPlan, config: Config, weights_sha256: str) -> str:

@@ -103,3 +103,13 @@ def test_a_warm_update_trains_warm_epochs_and_a_cold_start_epochs():
     assert config.train.epochs == 3  # the step's own config is left alone
     same = load_config(overrides=["train.epochs=3", "train.warm_epochs=null"])
     assert warm_update_config(same).train.epochs == 3
+
+
+def test_a_warm_update_takes_warm_lr_where_set():
+    from components.train.run import warm_update_config
+    from taml.core.config import load_config
+
+    config = load_config(overrides=["train.lr=0.002", "train.warm_lr=0.0005", "train.warm_epochs=1"])
+    warm = warm_update_config(config).train
+    assert (warm.lr, warm.epochs) == (0.0005, 1) and config.train.lr == 0.002
+    assert warm_update_config(load_config(overrides=["train.lr=0.002"])).train.lr == 0.002
