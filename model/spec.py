@@ -280,11 +280,12 @@ class TrainConfig(_Strict):
         "fit the window's older days, so more passes re-fit each day many times over.",
     )
     warm_lr: float | None = Field(
-        None,
+        1e-3,
         gt=0,
         description="Adam learning rate of a warm update (None: lr). A warm update continues a "
         "parent that has fit all but the window's last day; a smaller step lets one day's noise "
-        "move it less.",
+        "move it less (bench daily, 4 seeds: at lr 2e-3 two updates were truly worse than their "
+        "parents, at 1e-3 none; docs/BENCHMARKS.md).",
     )
     warm_replay_share: float = Field(
         0.3333,
