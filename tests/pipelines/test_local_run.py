@@ -107,7 +107,8 @@ def test_the_daily_pipeline_over_a_history(history):
             frame[["click", "conversion"]].sample(frac=1, random_state=1).to_numpy()
         )
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), f)
-    r3 = _run(conf, data, artifacts, D3, "train.epochs=6", "pipeline.window_days=1")  # only the shuffled day
+    # only the shuffled day, at the cold start's full step (the default warm_lr would dilute it)
+    r3 = _run(conf, data, artifacts, D3, "train.epochs=6", "pipeline.window_days=1", "train.warm_lr=null")
     assert r3["train"]["mode"] == "warm" and r3["train"]["parent_version"] == v1
     assert not r3["evaluate"]["blessed"] and not r3["deploy"]["promoted"]
     assert f"candidate {r3['train']['version']} not blessed" in r3["deploy"]["reason"]

@@ -112,4 +112,6 @@ def test_a_warm_update_takes_warm_lr_where_set():
     config = load_config(overrides=["train.lr=0.002", "train.warm_lr=0.0005", "train.warm_epochs=1"])
     warm = warm_update_config(config).train
     assert (warm.lr, warm.epochs) == (0.0005, 1) and config.train.lr == 0.002
-    assert warm_update_config(load_config(overrides=["train.lr=0.002"])).train.lr == 0.002
+    assert (
+        warm_update_config(load_config(overrides=["train.lr=0.002", "train.warm_lr=null"])).train.lr == 0.002
+    )
